@@ -1,0 +1,186 @@
+"""TEST WEIGHTS ONLY: a deterministic random VGGish checkpoint and PCA file.
+
+These machines (and CI) have no internet, so tests cannot use Google's real
+``vggish_model.ckpt``. ``write_test_weights`` writes a stand-in in *exactly* the
+published format: a TF1 V1 single-file checkpoint named ``vggish_model.ckpt`` with
+the 18 float32 variables ``vggish/conv1/weights`` ... ``vggish/fc2/biases`` (or the
+V2 layout on request), and ``vggish_pca_params.npz`` with ``pca_eigen_vectors``
+[128, 128] and ``pca_means`` [128, 1], as Google ships them.
+
+The outputs of this model are NOT embeddings: they mean nothing. Nothing in the
+product calls this module implicitly; a user has to point ``--checkpoint`` at its
+output on purpose.
+
+How the weights are made (seeded numpy Generator, so the same seed gives the same
+files on every run):
+- He-normal weights (std = sqrt(2 / fan_in)) and small random biases, so activations
+  neither vanish nor explode through the ReLU stack;
+- ``fc2`` is rescaled so raw outputs have an RMS of about 0.5, like the real model;
+- the PCA means are the mean raw output over a fixed set of synthetic calibration
+  signals (silence, noise, tones, chirps, pulses), and the eigen vectors are a
+  random orthonormal basis scaled so the centred outputs spread over most of the
+  [-2, 2] quantisation range (so uint8 values use the whole 0..255 range).
+
+CLI: ``python -m vggish.testing DIR [--format V1|V2] [--seed N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import zipfile
+
+import numpy as np
+
+from vggish import features
+from vggish.model import VARIABLE_SCOPE, VGGISH_LAYERS, variable_shapes
+from vggish.params import DEFAULT_PARAMS, Params
+
+__all__ = [
+    "CHECKPOINT_FILENAME",
+    "PCA_FILENAME",
+    "make_test_variables",
+    "calibration_patches",
+    "write_checkpoint",
+    "write_test_weights",
+    "main",
+]
+
+CHECKPOINT_FILENAME = "vggish_model.ckpt"
+PCA_FILENAME = "vggish_pca_params.npz"
+_TARGET_RAW_RMS = 0.5
+_TARGET_PCA_STD = 0.9  # Of each PCA output on calibration data, in a [-2, 2] range.
+
+
+def make_test_variables(seed: int = 0, params: Params = DEFAULT_PARAMS) -> dict[str, np.ndarray]:
+  """He-initialised float32 variables for every name of ``variable_shapes(params)``."""
+  rng = np.random.default_rng(seed)
+  out: dict[str, np.ndarray] = {}
+  for name, shape in variable_shapes(params).items():
+    if name.endswith("/weights"):
+      fan_in = int(np.prod(shape[:-1]))
+      value = rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in))
+    else:
+      value = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.05)
+    out[name] = value
+  return out
+
+
+def calibration_patches(params: Params = DEFAULT_PARAMS) -> np.ndarray:
+  """Log-mel patches float32 [16, 96, 64] of fixed synthetic signals (one patch each)."""
+  rng = np.random.default_rng(12345)
+  n = params.patch_span_samples
+  t = np.arange(n) / params.sample_rate_hz
+  signals = [np.zeros(n)]
+  for level in (1e-3, 1e-2, 0.1, 0.5):
+    signals.append(level * rng.standard_normal(n))
+  for hz in (200.0, 700.0, 2000.0, 5000.0):
+    signals.append(0.5 * np.sin(2 * np.pi * hz * t))
+  signals.append(0.5 * np.sin(2 * np.pi * (100 * t + 3000 * t ** 2)))           # Chirp up.
+  signals.append(0.3 * np.sin(2 * np.pi * (6000 * t - 2500 * t ** 2)))          # Chirp down.
+  clicks = np.zeros(n)
+  clicks[:: params.sample_rate_hz // 8] = 0.9
+  signals.append(clicks)
+  signals.append(np.sign(np.sin(2 * np.pi * 440 * t)) * 0.2)                    # Square.
+  am = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) * np.sin(2 * np.pi * 300 * t)      # Syllable-ish.
+  signals.append(0.4 * am + 0.02 * rng.standard_normal(n))
+  signals.append(np.cumsum(rng.standard_normal(n)) * 1e-3)                      # Brown noise.
+  signals.append(0.3 * rng.standard_normal(n) * (t > t[-1] / 2))                # Onset.
+  patches = [features.frame_patches(features.log_mel_spectrogram(s, params), params)[0]
+             for s in signals]
+  return np.stack(patches).astype(np.float32)
+
+
+def _calibrate(variables: dict[str, np.ndarray], seed: int, params: Params):
+  """Rescales fc2 in place; returns (eigen_vectors [128, 128], means [128, 1]) float64."""
+  from vggish.model import VGGishModel
+
+  raw = VGGishModel(variables, params)(calibration_patches(params)).astype(np.float64)
+  # Round derived scales so tiny float differences between machines cannot change them.
+  scale = float(f"{_TARGET_RAW_RMS / np.sqrt(np.mean(raw ** 2)):.3g}")
+  fc2 = f"{VARIABLE_SCOPE}/{VGGISH_LAYERS[-1].name}"
+  variables[f"{fc2}/weights"] = variables[f"{fc2}/weights"] * np.float32(scale)
+  variables[f"{fc2}/biases"] = variables[f"{fc2}/biases"] * np.float32(scale)
+  raw = raw * scale
+  means = np.round(raw.mean(axis=0), 4)
+  spread = float(f"{np.sqrt(np.mean((raw - means) ** 2)):.3g}")
+  rng = np.random.default_rng([seed, 1])
+  q, r = np.linalg.qr(rng.standard_normal((params.embedding_size, params.embedding_size)))
+  q = q * np.sign(np.diag(r))  # A uniformly random orthonormal basis.
+  eigen_vectors = q * (_TARGET_PCA_STD / spread)
+  return eigen_vectors, means.reshape(-1, 1)
+
+
+def write_checkpoint(variables: dict[str, np.ndarray], path: str,
+                     checkpoint_format: str = "V1") -> str:
+  """Writes ``variables`` as a TF1 checkpoint with a tf.compat.v1 Saver; returns its path.
+
+  V1 writes the single file ``path`` (as Google published); V2 writes ``path.index``
+  and ``path.data-00000-of-00001``. No ``checkpoint`` state file or meta graph.
+  """
+  import tensorflow as tf
+
+  version = {"V1": tf.compat.v1.train.SaverDef.V1, "V2": tf.compat.v1.train.SaverDef.V2}
+  if checkpoint_format not in version:
+    raise ValueError(f"checkpoint_format must be 'V1' or 'V2', got {checkpoint_format!r}")
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  graph = tf.Graph()
+  with graph.as_default():
+    tf_vars = {name: tf.compat.v1.get_variable(name, shape=value.shape, dtype=tf.float32,
+                                               initializer=tf.compat.v1.zeros_initializer())
+               for name, value in variables.items()}
+    saver = tf.compat.v1.train.Saver(var_list=tf_vars, write_version=version[checkpoint_format])
+    with tf.compat.v1.Session(graph=graph) as session:
+      for name, var in tf_vars.items():
+        var.load(np.asarray(variables[name], np.float32), session)
+      saver.save(session, os.path.abspath(path), write_meta_graph=False, write_state=False)
+  return path
+
+
+def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+  """Like np.savez, but byte-identical across runs (fixed zip timestamps)."""
+  with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+    for key, value in arrays.items():
+      info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+      with archive.open(info, "w", force_zip64=True) as f:
+        np.lib.format.write_array(f, np.asarray(value), allow_pickle=False)
+
+
+def write_test_weights(directory: str, seed: int = 0, checkpoint_format: str = "V1",
+                       params: Params = DEFAULT_PARAMS) -> tuple[str, str]:
+  """Writes TEST weights into ``directory``; returns (checkpoint_path, pca_params_path).
+
+  ``checkpoint_path`` is ``DIR/vggish_model.ckpt`` (for V2 that is the prefix of
+  ``.index``/``.data-*``); ``pca_params_path`` is ``DIR/vggish_pca_params.npz``.
+  Same seed, same files.
+  """
+  os.makedirs(directory, exist_ok=True)
+  variables = make_test_variables(seed, params)
+  eigen_vectors, means = _calibrate(variables, seed, params)
+  checkpoint_path = write_checkpoint(variables, os.path.join(directory, CHECKPOINT_FILENAME),
+                                     checkpoint_format)
+  pca_path = os.path.join(directory, PCA_FILENAME)
+  _write_npz(pca_path, {params.pca_eigen_vectors_key: eigen_vectors,
+                        params.pca_means_key: means})
+  return checkpoint_path, pca_path
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(
+      prog="python -m vggish.testing",
+      description="Write a deterministic RANDOM-weight VGGish checkpoint and PCA file for "
+                  "tests (not real embeddings).")
+  parser.add_argument("directory", help="output directory (created if missing)")
+  parser.add_argument("--format", dest="checkpoint_format", choices=("V1", "V2"), default="V1",
+                      help="TF1 checkpoint layout (default V1, the published single file)")
+  parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+  args = parser.parse_args(argv)
+  checkpoint, pca = write_test_weights(args.directory, args.seed, args.checkpoint_format)
+  print(f"TEST weights (random, seed {args.seed}) written:\n  --checkpoint {checkpoint}\n"
+        f"  --pca_params {pca}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,327 @@
+"""``python -m pipelines.embed``: embed audio files with VGGish on Apache Beam.
+
+The job reads as a sentence::
+
+  MatchAudio | ExtractLogMelPatches | EmbedWithVGGish | PostprocessAndPool | WriteEmbeddings
+
+Before building the job the launcher validates the configuration and resolves the
+weights (``vggish.assets.resolve_assets``): a bad flag or missing weights stop here, and
+the weights' sha256 go into the provenance. Workers load the weights from the URI the
+launcher resolved (a local runner: the launcher's local copy; a remote runner: the
+original gs:// / s3:// / https URI, localized by each worker) and check the sha256.
+
+Re-runs replace: each run writes its part files under a fresh run id; once the job
+succeeded, ``run.json`` is written (naming that run id) and only then the part files of
+earlier runs are deleted. A run killed at any point leaves the previous complete
+output (named by the previous ``run.json``) or this one; the next successful run
+removes the leftovers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import sys
+import time
+import uuid
+from typing import Any, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import SetupOptions
+from apache_beam.runners.runner import PipelineState
+
+from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
+                               parse_config)
+from transforms import provenance as provenance_lib
+from transforms.embed import EmbedWithVGGish, VGGishModelHandler
+from transforms.extract import ExtractLogMelPatches
+from transforms.match import MatchAudio
+from transforms.postprocess import PostprocessAndPool
+from transforms.write import OUTPUT_SUBDIRS, WriteEmbeddings
+from vggish.errors import AudiobeamError, ConfigError
+
+__all__ = ["run", "main", "build_pipeline", "RunSummary", "WorkerWeights", "RUN_JSON"]
+
+RUN_JSON = "run.json"
+_NAMESPACE = "audiobeam"
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerWeights:
+  """Where workers load the weights from, and the sha256 they must have."""
+  checkpoint_uri: str
+  checkpoint_sha256: str
+  pca_params_uri: str
+  pca_params_sha256: str
+
+
+@dataclasses.dataclass
+class RunSummary:
+  """What a finished run did; ``counts`` are read back from the files written."""
+  run_id: str
+  output: str
+  config: dict[str, Any]
+  provenance: dict[str, Any]
+  counts: dict[str, Any]
+  metrics: dict[str, int]
+  outputs: dict[str, list[str]]
+  wall_seconds: float
+
+  def to_record(self, started_at: str, finished_at: str) -> dict[str, Any]:
+    return {
+        "kind": RUN_RECORD_KIND,
+        "run_id": self.run_id,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "wall_seconds": round(self.wall_seconds, 3),
+        "config": self.config,
+        "provenance": self.provenance,
+        "counts": self.counts,
+        "metrics": self.metrics,
+        "outputs": self.outputs,
+    }
+
+  def format(self) -> str:
+    c = self.counts
+    errors_by_type = ", ".join(f"{k}={v}" for k, v in sorted(c["errors_by_type"].items())) or "none"
+    lines = [
+        f"audiobeam run {self.run_id}: {c['files_matched']} files matched, "
+        f"{c['files_embedded']} embedded, {c['errors']} errors",
+        f"  audio: {c['audio_seconds'] / 3600.0:.3f} h ({c['audio_seconds']:.1f} s), "
+        f"frames: {c['frames']}",
+        f"  errors by type: {errors_by_type}",
+        f"  wall time: {self.wall_seconds:.1f} s",
+        f"  outputs: {self.output} ({', '.join(k for k, v in self.outputs.items() if v)}; "
+        f"{RUN_JSON})",
+    ]
+    return "\n".join(lines)
+
+
+def _new_run_id() -> str:
+  now = datetime.datetime.now(datetime.timezone.utc)
+  return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def _resolve_weights(config: EmbedConfig):
+  """Resolves (downloads/localizes, validates, hashes) the weights in the launcher."""
+  from vggish import assets  # pylint: disable=import-outside-toplevel
+  resolved = assets.resolve_assets(config.checkpoint, config.pca_params, cache_dir=config.cache_dir)
+  if is_local_runner(config.runner):
+    return resolved, WorkerWeights(resolved.checkpoint_path, resolved.checkpoint_sha256,
+                                   resolved.pca_params_path, resolved.pca_params_sha256)
+  for what, uri in (("--checkpoint", resolved.checkpoint_uri),
+                    ("--pca_params", resolved.pca_params_uri)):
+    if FileSystems.get_scheme(uri) in (None, "file"):
+      raise ConfigError(
+          f"expected {what} on storage the workers of {config.runner} can read (gs://, s3://, "
+          f"https://), found the local path {uri!r}; upload it and pass that URI")
+  return resolved, WorkerWeights(resolved.checkpoint_uri, resolved.checkpoint_sha256,
+                                 resolved.pca_params_uri, resolved.pca_params_sha256)
+
+
+def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, weights: WorkerWeights, *,
+                   run_id: str, provenance: dict[str, Any]) -> dict[str, Any]:
+  """Adds the embedding job to ``pipeline``; returns the written-file PCollections."""
+  params = config.params
+  handler = VGGishModelHandler(
+      weights.checkpoint_uri, checkpoint_sha256=weights.checkpoint_sha256, params=params,
+      batch_size=config.batch_size, cache_dir=config.cache_dir)
+  files, match_failures = pipeline | "MatchAudio" >> MatchAudio(list(config.input))
+  patches, outcomes = files | "ExtractLogMelPatches" >> ExtractLogMelPatches(
+      params, config.resampler, config.short_clips)
+  frames = patches | "EmbedWithVGGish" >> EmbedWithVGGish(handler)
+  clips, clip_failures = (outcomes, frames) | "PostprocessAndPool" >> PostprocessAndPool(
+      weights.pca_params_uri, pca_params_sha256=weights.pca_params_sha256, params=params,
+      pooling=config.pooling, cache_dir=config.cache_dir)
+  failures = (match_failures, clip_failures) | "AllFailures" >> beam.Flatten()
+  return (clips, failures) | "WriteEmbeddings" >> WriteEmbeddings(
+      config.output, formats=config.format, run_id=run_id, params=params,
+      provenance=provenance, settings_sha256=provenance["settings_sha256"])
+
+
+def _make_runner(config: EmbedConfig, options):
+  """Our default local runner, built like DirectRunner builds it (minus the Prism try)."""
+  if config.runner != DEFAULT_RUNNER:
+    return None  # Beam resolves the runner named in the options.
+  from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=import-outside-toplevel
+  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=import-outside-toplevel
+  from apache_beam.runners.portability.portable_runner import JobServiceHandle  # pylint: disable=import-outside-toplevel
+  encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+  return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+      beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+def _metrics(result) -> dict[str, int]:
+  out: dict[str, int] = {}
+  try:
+    counters = result.metrics().query(MetricsFilter().with_namespace(_NAMESPACE))["counters"]
+  except Exception:  # pylint: disable=broad-except  # some runners cannot query metrics
+    return out
+  for counter in counters:
+    value = counter.committed if counter.committed is not None else counter.attempted
+    name = counter.key.metric.name
+    out[name] = out.get(name, 0) + int(value or 0)
+  return out
+
+
+def _run_parts(output: str, subdir: str, run_id: str | None = None) -> list[str]:
+  """Part files in ``output/subdir`` (of ``run_id``, or of every run), sorted."""
+  pattern = f"{output.rstrip('/')}/{subdir}/part-{run_id + '-' if run_id else ''}*"
+  try:
+    return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
+  except Exception:  # pylint: disable=broad-except  # nothing there yet
+    return []
+
+
+def _parquet_rows(paths: Sequence[str], column: str | None = None):
+  """Row count (from the footers: cheap) and, with ``column``, that column's values."""
+  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
+  rows, values = 0, []
+  for path in paths:
+    with FileSystems.open(path) as f:
+      parquet = pq.ParquetFile(f)
+      rows += parquet.metadata.num_rows
+      if column is not None:
+        values.extend(parquet.read(columns=[column]).column(column).to_pylist())
+  return rows, values
+
+
+def _tfrecord_count(paths: Sequence[str]) -> int:
+  """Records in TFRecord files, skipping over payloads (length header + 2 CRCs)."""
+  import struct  # pylint: disable=import-outside-toplevel
+  count = 0
+  for path in paths:
+    with FileSystems.open(path) as f:
+      while True:
+        header = f.read(12)
+        if len(header) < 12:
+          break
+        (length,) = struct.unpack("<Q", header[:8])
+        f.seek(length + 4, 1)
+        count += 1
+  return count
+
+
+def _count_outputs(config: EmbedConfig, run_id: str, metrics: dict[str, int]):
+  outputs = {sub: _run_parts(config.output, sub, run_id) for sub in OUTPUT_SUBDIRS}
+  files_embedded, _ = _parquet_rows(outputs["clips"])
+  errors, error_types = _parquet_rows(outputs["errors"], "error_type")
+  errors_by_type: dict[str, int] = {}
+  for error_type in error_types:
+    errors_by_type[error_type] = errors_by_type.get(error_type, 0) + 1
+  no_match = errors_by_type.get("no_match", 0)
+  counts = {
+      "files_matched": metrics.get("files_matched", files_embedded + errors - no_match),
+      "files_embedded": files_embedded,
+      "errors": errors,
+      "errors_by_type": errors_by_type,
+      "frames": metrics.get("frames", 0),
+      "audio_seconds": metrics.get("audio_milliseconds", 0) / 1000.0,
+  }
+  if "parquet" in config.format:
+    counts["frames"], _ = _parquet_rows(outputs["frames"])
+  if "tfrecord" in config.format:
+    counts["tfrecord_examples"] = _tfrecord_count(outputs["tfrecord"])
+  mismatches = []
+  for name, value in (("files_embedded", files_embedded), ("errors", errors),
+                      ("frames", counts["frames"])):
+    if name in metrics and metrics[name] != value:
+      mismatches.append(f"{name}: metrics {metrics[name]} != rows {value}")
+  if counts["files_matched"] != files_embedded + errors - no_match:
+    mismatches.append(f"files_matched {counts['files_matched']} != clips {files_embedded} + "
+                      f"errors {errors - no_match} (without no_match)")
+  if mismatches:  # Never silent: this would mean lost or duplicated inputs.
+    _LOGGER.error("audiobeam accounting mismatch: %s", "; ".join(mismatches))
+    counts["accounting_mismatches"] = mismatches
+  return counts, outputs
+
+
+def _write_json(path: str, record: dict[str, Any]) -> None:
+  """Writes ``record`` to ``path`` via a temporary name + rename (atomic on POSIX/GCS-ish)."""
+  temp = path + ".tmp-" + uuid.uuid4().hex[:8]
+  with FileSystems.create(temp) as f:
+    f.write(json.dumps(record, indent=2, sort_keys=True).encode("utf-8") + b"\n")
+  if FileSystems.exists(path):
+    FileSystems.delete([path])
+  FileSystems.rename([temp], [path])
+
+
+def _delete_previous_runs(output: str, run_id: str) -> list[str]:
+  """Deletes other runs' part files and Beam temp leftovers from killed runs."""
+  stale = []
+  for sub in OUTPUT_SUBDIRS:
+    stale += [p for p in _run_parts(output, sub) if not p.rsplit("/", 1)[-1].startswith(f"part-{run_id}-")]
+    for pattern in (f"{output.rstrip('/')}/{sub}/beam-temp-*",):
+      try:
+        stale += [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+      except Exception:  # pylint: disable=broad-except
+        pass
+  if stale:
+    FileSystems.delete(stale)
+  return stale
+
+
+def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
+        test_pipeline: beam.Pipeline | None = None) -> RunSummary:
+  """Runs the embedding job. ``argv`` as on the command line (without the program).
+
+  Raises ConfigError/AssetError before any job is built when the configuration or the
+  weights are wrong. With ``test_pipeline`` (e.g. a TestPipeline) the job is built on it
+  and run with its runner and options instead of the ones from ``argv``.
+  """
+  started = time.monotonic()
+  started_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+  config = parse_config(argv)
+  resolved, weights = _resolve_weights(config)
+  run_id = _new_run_id()
+  settings = provenance_lib.settings(
+      checkpoint_sha256=resolved.checkpoint_sha256, pca_params_sha256=resolved.pca_params_sha256,
+      params=config.params, resampler=config.resampler, short_clips=config.short_clips,
+      pooling=config.pooling)
+  provenance = provenance_lib.provenance(
+      run_id=run_id, checkpoint_uri=resolved.checkpoint_uri,
+      pca_params_uri=resolved.pca_params_uri, settings_dict=settings)
+
+  if test_pipeline is not None:
+    pipeline = test_pipeline
+  else:
+    options = config.pipeline_options()
+    options.view_as(SetupOptions).save_main_session = save_main_session
+    pipeline = beam.Pipeline(runner=_make_runner(config, options), options=options)
+  build_pipeline(pipeline, config, weights, run_id=run_id, provenance=provenance)
+  result = pipeline.run()
+  state = result.wait_until_finish()
+  if state is not None and state != PipelineState.DONE:
+    raise RuntimeError(f"expected the pipeline to finish DONE, found {state}; outputs of run "
+                       f"{run_id} are incomplete and were not published in {RUN_JSON}")
+
+  metrics = _metrics(result)
+  counts, outputs = _count_outputs(config, run_id, metrics)
+  summary = RunSummary(run_id=run_id, output=config.output, config=config.to_dict(),
+                       provenance=provenance, counts=counts, metrics=metrics, outputs=outputs,
+                       wall_seconds=time.monotonic() - started)
+  finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+  _write_json(f"{config.output.rstrip('/')}/{RUN_JSON}", summary.to_record(started_at, finished_at))
+  _delete_previous_runs(config.output, run_id)
+  return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """CLI entry: prints the summary; configuration errors exit 2 with the message."""
+  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+  try:
+    summary = run(argv)
+  except (ConfigError, AudiobeamError) as error:
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+  print(summary.format())
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

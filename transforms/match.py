@@ -1,0 +1,86 @@
+"""MatchAudio: input patterns -> one ``AudioFile`` per distinct matched file.
+
+Patterns go through Beam FileSystems (local paths, ``gs://``, ``s3://``; globs
+including ``**``). We match in our own DoFn rather than ``fileio.MatchAll`` (which
+calls the same ``FileSystems.match``) so that a pattern matching nothing can be
+attributed to its pattern and become an ``errors/`` row (stage ``match``, error_type
+``no_match``) instead of vanishing. The same file matched by two patterns is kept once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from transforms.records import AudioFile, InputFailure
+
+__all__ = ["MatchAudio", "FAILURES_TAG"]
+
+FAILURES_TAG = "failures"
+_NAMESPACE = "audiobeam"
+
+
+class _MatchPatternFn(beam.DoFn):
+  """pattern -> AudioFile per match; TaggedOutput(failures) for a pattern matching nothing."""
+
+  def process(self, pattern: str):
+    found = 0
+    for result in FileSystems.match([pattern]):
+      for metadata in result.metadata_list:
+        path = metadata.path
+        if FileSystems.get_scheme(path) is None and os.path.isdir(path):
+          continue  # a local glob can match directories; we embed files
+        found += 1
+        yield AudioFile(
+            uri=path,
+            size_bytes=int(metadata.size_in_bytes) if metadata.size_in_bytes is not None else None,
+            last_modified_seconds=(float(metadata.last_updated_in_seconds)
+                                   if metadata.last_updated_in_seconds else None))
+    if not found:
+      yield beam.pvalue.TaggedOutput(FAILURES_TAG, InputFailure(
+          file=AudioFile(uri=pattern), stage="match", error_type="no_match",
+          message=(f"expected at least one file matching {pattern!r}, found none; check the "
+                   "--input pattern (globs: *, ?, ** via Beam FileSystems)")))
+
+
+def _first(uri_and_files):
+  _, files = uri_and_files
+  return next(iter(files))
+
+
+class MatchAudio(beam.PTransform):
+  """PBegin -> (files: PCollection[AudioFile], failures: PCollection[InputFailure]).
+
+  ``files`` are distinct by URI and redistributed (the dedupe is a GroupByKey, so it
+  also breaks fusion: files spread across workers before the expensive decode).
+  """
+
+  def __init__(self, patterns: list[str]):
+    super().__init__()
+    self._patterns = list(patterns)
+
+  def expand(self, pbegin):
+    matched = (
+        pbegin
+        | "Patterns" >> beam.Create(self._patterns)
+        | "Match" >> beam.ParDo(_MatchPatternFn()).with_outputs(FAILURES_TAG, main="files"))
+    files = (
+        matched.files
+        | "KeyByUri" >> beam.Map(lambda f: (f.uri, f))
+        | "GroupByUri" >> beam.GroupByKey()
+        | "Dedupe" >> beam.Map(_first)
+        | "CountFiles" >> beam.ParDo(_CountFn("files_matched")))
+    return files, matched[FAILURES_TAG]
+
+
+class _CountFn(beam.DoFn):
+
+  def __init__(self, name: str):
+    self._counter = Metrics.counter(_NAMESPACE, name)
+
+  def process(self, element):
+    self._counter.inc()
+    yield element

@@ -1,0 +1,77 @@
+"""Redaction of credentials in URIs before they reach logs, errors rows or run records.
+
+Users pass URIs that can carry secrets: ``https://user:password@host/a.wav``, signed URLs
+(``?X-Goog-Signature=...``, ``?X-Amz-Signature=...&X-Amz-Security-Token=...``, Azure
+``?sig=...``), or tokens in a query (``?access_token=...``). audiobeam never writes such a
+secret anywhere it can be read back: every URI that goes into the ``errors/`` output, a
+log line, the printed summary or ``run.json`` passes through ``redact_uri`` (one URI) or
+``redact_text`` (free text such as an exception message that quotes a URI).
+
+Rules: the user-info part (``user:password@``) becomes ``REDACTED@``; every query
+parameter keeps its name but its value becomes ``REDACTED``, except the few that only
+select an object version (``generation``, ``versionId``, ``alt``) and so are safe and
+useful to keep. Local paths (no ``scheme://``) are returned unchanged. Redaction is
+idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+__all__ = ["REDACTED", "redact_uri", "redact_text", "SAFE_QUERY_KEYS"]
+
+REDACTED = "REDACTED"
+
+SAFE_QUERY_KEYS = frozenset({"generation", "versionid", "alt"})
+"""Query keys whose values are kept (compared case-insensitively): object selectors only."""
+
+_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\]+")
+_SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def _redact_query(query: str) -> str:
+  parts = []
+  for item in query.split("&"):
+    if not item:
+      parts.append(item)
+      continue
+    key, sep, _ = item.partition("=")
+    if urllib.parse.unquote(key).lower() in SAFE_QUERY_KEYS:
+      parts.append(item)
+    else:
+      parts.append(f"{key}={REDACTED}" if sep else item)
+  return "&".join(parts)
+
+
+def redact_uri(uri: str) -> str:
+  """``uri`` with user-info and query values replaced by ``REDACTED`` (see module doc).
+
+  Not a URL (a local path, no ``scheme://``): returned unchanged.
+  """
+  if not isinstance(uri, str) or not _SCHEME_RE.match(uri):
+    return uri
+  scheme, rest = uri.split("://", 1)
+  # Authority ends at the first '/', '?' or '#'.
+  end = len(rest)
+  for mark in "/?#":
+    index = rest.find(mark)
+    if index != -1:
+      end = min(end, index)
+  authority, tail = rest[:end], rest[end:]
+  if "@" in authority:
+    authority = REDACTED + "@" + authority.rsplit("@", 1)[1]
+  path, hash_mark, fragment = tail.partition("#")
+  path, question, query = path.partition("?")
+  if question:
+    query = _redact_query(query)
+  if hash_mark and "=" in fragment:  # tokens in a fragment (OAuth implicit flow style)
+    fragment = _redact_query(fragment)
+  return f"{scheme}://{authority}{path}{question}{query}{hash_mark}{fragment}"
+
+
+def redact_text(text: str) -> str:
+  """``text`` with every ``scheme://...`` URI in it passed through ``redact_uri``."""
+  if not isinstance(text, str) or "://" not in text:
+    return text
+  return _URI_RE.sub(lambda m: redact_uri(m.group(0)), text)

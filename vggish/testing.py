@@ -127,13 +127,15 @@ def write_checkpoint(variables: dict[str, np.ndarray], path: str,
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   graph = tf.Graph()
   with graph.as_default():
-    tf_vars = {name: tf.compat.v1.get_variable(name, shape=value.shape, dtype=tf.float32,
-                                               initializer=tf.compat.v1.zeros_initializer())
-               for name, value in variables.items()}
+    feeds = {name: tf.compat.v1.placeholder(tf.float32, np.shape(value))
+             for name, value in variables.items()}
+    tf_vars = {name: tf.compat.v1.Variable(feeds[name], name=name, trainable=False)
+               for name in variables}
     saver = tf.compat.v1.train.Saver(var_list=tf_vars, write_version=version[checkpoint_format])
     with tf.compat.v1.Session(graph=graph) as session:
-      for name, var in tf_vars.items():
-        var.load(np.asarray(variables[name], np.float32), session)
+      session.run([v.initializer for v in tf_vars.values()],
+                  feed_dict={feeds[name]: np.asarray(value, np.float32)
+                             for name, value in variables.items()})
       saver.save(session, os.path.abspath(path), write_meta_graph=False, write_state=False)
   return path
 

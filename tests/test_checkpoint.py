@@ -1,0 +1,114 @@
+"""Reading the TF1 checkpoint by name: V1 and V2 layouts, and errors that list every problem."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from vggish import checkpoint
+from vggish.errors import CheckpointError
+from vggish.model import flops_per_patch
+from vggish.testing import make_test_variables, write_checkpoint
+
+PUBLISHED_SHAPES = {
+    "conv1": [3, 3, 1, 64], "conv2": [3, 3, 64, 128],
+    "conv3/conv3_1": [3, 3, 128, 256], "conv3/conv3_2": [3, 3, 256, 256],
+    "conv4/conv4_1": [3, 3, 256, 512], "conv4/conv4_2": [3, 3, 512, 512],
+    "fc1/fc1_1": [12288, 4096], "fc1/fc1_2": [4096, 4096], "fc2": [4096, 128],
+}
+
+
+def test_variable_table_is_the_published_checkpoint():
+  expected = {}
+  for scope, shape in PUBLISHED_SHAPES.items():
+    expected[f"vggish/{scope}/weights"] = tuple(shape)
+    expected[f"vggish/{scope}/biases"] = (shape[-1],)
+  assert checkpoint.VGGISH_VARIABLES == expected
+  total = sum(int(np.prod(s)) for s in expected.values())
+  assert total * 4 == pytest.approx(288e6, rel=0.01)  # ~288 MB of float32, as published.
+
+
+def test_flops_per_patch_counts_multiply_adds_twice():
+  assert flops_per_patch() == 1_727_791_104
+
+
+def test_reads_the_v1_single_file(test_weights):
+  assert os.path.basename(test_weights.checkpoint) == "vggish_model.ckpt"
+  assert sorted(os.listdir(os.path.dirname(test_weights.checkpoint))) == [
+      "vggish_model.ckpt", "vggish_pca_params.npz"]  # One file, no state file, no meta graph.
+  weights = checkpoint.read_checkpoint(test_weights.checkpoint)
+  assert list(weights) == list(checkpoint.VGGISH_VARIABLES)
+  for name, value in weights.items():
+    assert value.dtype == np.float32 and value.shape == checkpoint.VGGISH_VARIABLES[name]
+
+
+def test_reads_the_v2_layout_by_prefix_or_index(tmp_path):
+  variables = make_test_variables(seed=3)
+  prefix = write_checkpoint(variables, str(tmp_path / "vggish_model.ckpt"), "V2")
+  assert sorted(os.listdir(tmp_path)) == ["vggish_model.ckpt.data-00000-of-00001",
+                                          "vggish_model.ckpt.index"]
+  weights = checkpoint.read_checkpoint(prefix)
+  for name, value in variables.items():
+    np.testing.assert_array_equal(weights[name], value)
+  for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
+    checkpoint.validate_checkpoint(path)  # Same checkpoint, named by one of its files.
+
+
+def _small_variables(**overrides):
+  """The conv1/conv2 variables (small) plus overrides; None deletes a name."""
+  rng = np.random.default_rng(0)
+  out = {name: rng.standard_normal(shape).astype(np.float32)
+         for name, shape in checkpoint.VGGISH_VARIABLES.items()
+         if name.startswith(("vggish/conv1/", "vggish/conv2/"))}
+  for name, value in overrides.items():
+    name = name.replace("__", "/")
+    if value is None:
+      out.pop(name)
+    else:
+      out[name] = value
+  return out
+
+
+def test_error_names_every_missing_unexpected_and_misshapen_variable(tmp_path):
+  variables = _small_variables(**{
+      "vggish__conv1__weights": np.zeros((3, 3, 1, 32), np.float32),
+      "vggish__conv2__biases": None,
+      "vggish__conv5__weights": np.zeros((3, 3, 1, 1), np.float32),
+  })
+  path = write_checkpoint(variables, str(tmp_path / "bad.ckpt"))
+  with pytest.raises(CheckpointError) as info:
+    checkpoint.read_checkpoint(path)
+  message = str(info.value)
+  missing = [n for n in checkpoint.VGGISH_VARIABLES
+             if not n.startswith(("vggish/conv1/", "vggish/conv2/weights"))]
+  assert f"missing ({len(missing)})" in message
+  for name in missing:
+    assert name in message
+  assert "unexpected (1): vggish/conv5/weights" in message
+  assert "vggish/conv1/weights: expected shape [3, 3, 1, 64], found [3, 3, 1, 32]" in message
+  assert "--checkpoint" in message
+
+
+def test_tolerates_non_vggish_and_optimizer_slot_variables():
+  found = {n: (s, np.float32) for n, s in checkpoint.VGGISH_VARIABLES.items()}
+  found["global_step"] = ((), np.int64)
+  found["vggish/conv1/weights/Adam"] = ((3, 3, 1, 64), np.float32)
+  checkpoint.check_variables(found)  # No error.
+
+
+def test_rejects_non_float32_variables():
+  found = {n: (s, np.float32) for n, s in checkpoint.VGGISH_VARIABLES.items()}
+  found["vggish/fc2/biases"] = ((128,), np.float64)
+  with pytest.raises(CheckpointError, match="vggish/fc2/biases: expected float32, found float64"):
+    checkpoint.check_variables(found)
+
+
+def test_missing_file_and_garbage_file_raise_checkpoint_error(tmp_path):
+  with pytest.raises(CheckpointError, match="no checkpoint at"):
+    checkpoint.read_checkpoint(str(tmp_path / "nope.ckpt"))
+  garbage = tmp_path / "garbage.ckpt"
+  garbage.write_bytes(b"this is not a checkpoint" * 100)
+  with pytest.raises(CheckpointError, match="not a readable TensorFlow checkpoint"):
+    checkpoint.read_checkpoint(str(garbage))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import glob
 import json
 import logging
 import sys
@@ -43,6 +44,7 @@ from transforms.match import MatchAudio
 from transforms.postprocess import PostprocessAndPool
 from transforms.write import OUTPUT_SUBDIRS, WriteEmbeddings
 from vggish.errors import AudiobeamError, ConfigError
+from vggish.redact import redact_uri
 
 __all__ = ["run", "main", "build_pipeline", "RunSummary", "WorkerWeights", "RUN_JSON"]
 
@@ -142,6 +144,18 @@ def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, weights: Worker
   return (clips, failures) | "WriteEmbeddings" >> WriteEmbeddings(
       config.output, formats=config.format, run_id=run_id, params=params,
       provenance=provenance, settings_sha256=provenance["settings_sha256"])
+
+
+def _redacted(config: dict[str, Any]) -> dict[str, Any]:
+  """The effective config with credentials in URIs masked (local paths are unchanged)."""
+  out = dict(config)
+  for key in ("input", "output", "checkpoint", "pca_params", "cache_dir"):
+    value = out.get(key)
+    if isinstance(value, str):
+      out[key] = redact_uri(value)
+    elif isinstance(value, list):
+      out[key] = [redact_uri(v) for v in value]
+  return out
 
 
 def _make_runner(config: EmbedConfig, options):
@@ -256,10 +270,13 @@ def _delete_previous_runs(output: str, run_id: str) -> list[str]:
   stale = []
   for sub in OUTPUT_SUBDIRS:
     stale += [p for p in _run_parts(output, sub) if not p.rsplit("/", 1)[-1].startswith(f"part-{run_id}-")]
-    for pattern in (f"{output.rstrip('/')}/{sub}/beam-temp-*",):
+    temp_pattern = f"{output.rstrip('/')}/{sub}/beam-temp-*"
+    if FileSystems.get_scheme(output) in (None, "file"):
+      stale += glob.glob(temp_pattern)  # directories: FileSystems.delete removes them whole
+    else:
       try:
-        stale += [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-      except Exception:  # pylint: disable=broad-except
+        stale += [m.path for r in FileSystems.match([temp_pattern + "/**"]) for m in r.metadata_list]
+      except Exception:  # pylint: disable=broad-except  # nothing there
         pass
   if stale:
     FileSystems.delete(stale)
@@ -302,7 +319,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
 
   metrics = _metrics(result)
   counts, outputs = _count_outputs(config, run_id, metrics)
-  summary = RunSummary(run_id=run_id, output=config.output, config=config.to_dict(),
+  summary = RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
                        provenance=provenance, counts=counts, metrics=metrics, outputs=outputs,
                        wall_seconds=time.monotonic() - started)
   finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat()

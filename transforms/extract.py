@@ -21,6 +21,7 @@ from apache_beam.metrics import Metrics
 from transforms.records import AudioFile, ClipInfo, InputFailure
 from vggish.errors import InputError
 from vggish.params import Params
+from vggish.redact import redact_text
 
 __all__ = ["ExtractLogMelPatches", "OUTCOMES_TAG", "failure_from_exception"]
 
@@ -36,7 +37,7 @@ def failure_from_exception(file: AudioFile, stage: str, error: BaseException) ->
     error_type = error.error_type
   else:
     error_type = "unexpected_" + type(error).__name__
-  message = f"{type(error).__name__}: {error}"
+  message = redact_text(f"{type(error).__name__}: {error}")  # no credentials in errors/
   if len(message) > _MAX_MESSAGE_CHARS:
     message = message[:_MAX_MESSAGE_CHARS - 3] + "..."
   return InputFailure(file=file, stage=stage, error_type=error_type, message=message)
@@ -68,37 +69,24 @@ class _ExtractPatchesFn(beam.DoFn):
             for offset, patch in enumerate(block.patches):
               yield (uri, block.start_index + offset), patch
             num_frames += len(block.patches)
-          stats = getattr(patches, "stats", None)
-      duration_seconds = _duration_seconds(stats, info)
-      if num_frames == 0:  # the front end should have raised TooShortError; never emit nothing
-        raise _too_short(duration_seconds, self._params)
+          stats = patches.stats  # vggish.stream.PatchStats, set after the last block
+      if num_frames == 0 or stats is None:  # the front end raises TooShortError; never emit nothing
+        raise _too_short(info.duration_seconds or 0.0, self._params)
       self._decoded.inc()
-      self._audio_ms.inc(int(round(duration_seconds * 1000)))
+      self._audio_ms.inc(int(round(stats.duration_seconds * 1000)))
       yield beam.pvalue.TaggedOutput(OUTCOMES_TAG, (uri, ClipInfo(
           file=file,
-          duration_seconds=duration_seconds,
+          duration_seconds=float(stats.duration_seconds),
           sample_rate=int(info.sample_rate_hz),
           channels=int(info.channels),
           num_frames=num_frames,
-          container=getattr(info, "container", None),
-          codec=getattr(info, "codec", None),
-          padded=duration_seconds < self._params.patch_span_seconds)))
+          container=info.container,
+          codec=info.codec,
+          padded=bool(stats.padded))))
     except Exception as error:  # pylint: disable=broad-except
       # One bad file never fails the run: it becomes one errors row (see module doc).
       yield beam.pvalue.TaggedOutput(
           OUTCOMES_TAG, (uri, failure_from_exception(file, "decode", error)))
-
-
-def _duration_seconds(stats, info) -> float:
-  """Source duration: from the stream's final stats when it gives them, else the header."""
-  for name in ("duration_seconds",):
-    value = getattr(stats, name, None)
-    if value is not None:
-      return float(value)
-  frames = getattr(stats, "source_frames", None)
-  if frames is None:
-    frames = info.num_frames
-  return float(frames) / float(info.sample_rate_hz)
 
 
 def _too_short(duration_seconds: float, params: Params):

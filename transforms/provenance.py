@@ -17,6 +17,7 @@ import platform
 from typing import Any
 
 from vggish.params import Params
+from vggish.redact import redact_uri
 
 __all__ = ["provenance", "settings", "settings_sha256", "library_versions"]
 
@@ -60,8 +61,8 @@ def provenance(*, run_id: str, checkpoint_uri: str, pca_params_uri: str,
   """The provenance record written into Parquet metadata and ``run.json``."""
   return {
       "run_id": run_id,
-      "checkpoint_uri": checkpoint_uri,
-      "pca_params_uri": pca_params_uri,
+      "checkpoint_uri": redact_uri(checkpoint_uri),
+      "pca_params_uri": redact_uri(pca_params_uri),
       "settings": settings_dict,
       "settings_sha256": settings_sha256(settings_dict),
       "versions": library_versions(),

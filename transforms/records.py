@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from vggish.params import Params
+from vggish.redact import redact_text, redact_uri
 
 __all__ = [
     "PROVENANCE_METADATA_KEY",
@@ -227,10 +228,10 @@ def errors_table(failures: Sequence[InputFailure], schema: pa.Schema, *, setting
   """The ``errors/`` rows of ``failures`` (one each)."""
   n = len(failures)
   return pa.Table.from_arrays([
-      pa.array([f.uri for f in failures], type=pa.string()),
+      pa.array([redact_uri(f.uri) for f in failures], type=pa.string()),
       pa.array([f.stage for f in failures], type=pa.string()),
       pa.array([f.error_type for f in failures], type=pa.string()),
-      pa.array([f.message for f in failures], type=pa.string()),
+      pa.array([redact_text(f.message) for f in failures], type=pa.string()),
       pa.array([f.file.size_bytes for f in failures], type=pa.int64()),
       pa.array([f.file.last_modified_seconds for f in failures], type=pa.float64()),
       pa.array([settings_sha256] * n, type=pa.string()),

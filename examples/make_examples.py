@@ -1,4 +1,4 @@
-"""Generate the example clips in ``examples/audio/`` and their ``MANIFEST.json``.
+"""Generate the example clips in ``examples/audio/`` and ``examples/MANIFEST.json``.
 
 Every signal is analytic and seeded (numpy only), so the samples are the same on every
 machine. The clips cover the kinds of input a user brings: speech-like, music-like,
@@ -8,8 +8,8 @@ VGGish patch, in WAV (16-bit and float), FLAC, Ogg Vorbis, MP3 and AAC/M4A at
 
 Usage (from the repository root; ``make examples`` runs the first form)::
 
-  .venv/bin/python examples/make_examples.py              # rewrite examples/audio/
-  .venv/bin/python examples/make_examples.py --out DIR    # write somewhere else
+  .venv/bin/python examples/make_examples.py            # rewrite examples/{audio/,MANIFEST.json}
+  .venv/bin/python examples/make_examples.py --out DIR  # write DIR/audio/ and DIR/MANIFEST.json
 
 Byte-for-byte reproducibility with the pinned encoders (soundfile 0.14.0 bundling
 libsndfile 1.2.2 for WAV/FLAC/Ogg/MP3, PyAV 18.1.0 bundling FFmpeg 8 for M4A):
@@ -25,7 +25,8 @@ libsndfile 1.2.2 for WAV/FLAC/Ogg/MP3, PyAV 18.1.0 bundling FFmpeg 8 for M4A):
   (132300 samples); FFmpeg 8's decoder returns 133120 (the last AAC frame's padding is
   not trimmed), which is what ``num_samples_decoded`` in the manifest says.
 
-``MANIFEST.json`` records, per file, what a test or a user needs: content, container,
+``MANIFEST.json`` (kept next to ``audio/``, not in it, so ``examples/audio/*`` matches
+only audio) records, per file, what a test or a user needs: content, container,
 codec, rate, channels, intended and decoded length, sha256, whether the bytes are
 reproducible, and the expected pipeline outcome with default settings (VGGish frames,
 or the ``too_short`` error row).
@@ -48,12 +49,15 @@ __all__ = [
     "ExampleSpec",
     "EXAMPLES",
     "MANIFEST_NAME",
+    "AUDIO_DIR_NAME",
+    "decode",
     "synthesize",
     "write_examples",
     "main",
 ]
 
 MANIFEST_NAME = "MANIFEST.json"
+AUDIO_DIR_NAME = "audio"
 _OGG_SERIAL = 0x41554442  # "AUDB"
 _VGGISH_RATE_HZ = 16000
 
@@ -457,11 +461,15 @@ def _expected_outcome(num_frames_source: int, sample_rate_hz: int) -> dict:
 
 
 def write_examples(out_dir: pathlib.Path) -> dict:
-  """Write every example and ``MANIFEST.json`` into ``out_dir``; returns the manifest."""
-  out_dir.mkdir(parents=True, exist_ok=True)
+  """Write every clip into ``out_dir/audio/`` and ``out_dir/MANIFEST.json``.
+
+  Returns the manifest (a dict, as written).
+  """
+  audio_dir = out_dir / AUDIO_DIR_NAME
+  audio_dir.mkdir(parents=True, exist_ok=True)
   entries = []
   for spec in EXAMPLES:
-    path = out_dir / spec.file
+    path = audio_dir / spec.file
     _write(spec, synthesize(spec), path)
     decoded, rate = decode(path, spec.reader)
     raw = path.read_bytes()
@@ -488,6 +496,7 @@ def write_examples(out_dir: pathlib.Path) -> dict:
   manifest = {
       "generator": "examples/make_examples.py",
       "command": ".venv/bin/python examples/make_examples.py  (or: make examples)",
+      "audio_dir": AUDIO_DIR_NAME,
       "note": ("expected.num_frames is for the default front end (0.96 s hop, "
                "--short_clips reference); decoded_sha256 hashes float32 samples as decoded "
                "by `reader` with the pinned soundfile/PyAV."),
@@ -500,8 +509,9 @@ def write_examples(out_dir: pathlib.Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--out", type=pathlib.Path,
-                      default=pathlib.Path(__file__).resolve().parent / "audio",
-                      help="output folder (default: examples/audio next to this script)")
+                      default=pathlib.Path(__file__).resolve().parent,
+                      help="folder to write audio/ and MANIFEST.json into (default: examples/, "
+                           "next to this script)")
   args = parser.parse_args(argv)
   manifest = write_examples(args.out)
   total = 0
@@ -512,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{entry['channels']} ch {entry['num_samples_decoded'] / entry['decoded_sample_rate_hz']:6.3f} s "
           f"{entry['bytes'] / 1024:7.1f} KiB  -> {outcome['table']}"
           f" ({outcome.get('error_type', str(outcome['num_frames']) + ' frames')})")
-  print(f"{'total':28s} {total / 1024:.1f} KiB in {args.out}")
+  print(f"{'total':28s} {total / 1024:.1f} KiB in {args.out / AUDIO_DIR_NAME}")
   return 0
 
 

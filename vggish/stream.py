@@ -1,0 +1,242 @@
+"""The bounded-memory VGGish front end: decoded blocks -> 96x64 log-mel patches.
+
+The whole-file computation of Google's reference front end (vggish_input.py) is::
+
+    patches = frame_patches(log_mel_spectrogram(resample(to_mono(samples), sr, 16000)))
+
+``iter_patches`` gives the same patches, in order, while holding only about one block
+of audio: blocks are mixed to mono and resampled by a ``StreamingResampler`` (whose
+concatenated output equals the whole-signal resampling), and the 16 kHz samples are cut
+into patches by ``_PatchAssembler``. Patch ``i`` covers 16 kHz samples
+``[i * hop, i * hop + 15600)`` with ``hop = params.patch_hop_samples``; an STFT frame
+depends only on its own 400 samples, so computing the log-mel of each group of complete
+patches separately, starting at a patch boundary (a multiple of the 160-sample STFT
+hop), gives the same frames as the whole-signal spectrogram.
+
+Short clips (fewer than ``params.patch_span_samples`` samples at 16 kHz, i.e. under
+0.975 s) follow ``short_clips``: ``"reference"`` raises ``TooShortError`` (the reference
+yields no patch), ``"pad"`` zero-pads the 16 kHz mono signal at the end to exactly one
+patch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator
+
+import numpy as np
+
+from vggish import features
+from vggish.audio import AudioStream, to_mono
+from vggish.errors import AudioContentError, ConfigError, TooShortError
+from vggish.params import Params
+from vggish.resample import DEFAULT_RESAMPLER, StreamingResampler, resample, _check_method
+
+__all__ = [
+    "SHORT_CLIP_POLICIES",
+    "PatchBlock",
+    "PatchStats",
+    "PatchStream",
+    "iter_patches",
+    "waveform_to_patches",
+]
+
+SHORT_CLIP_POLICIES = ("reference", "pad")
+
+# Patches per log-mel call: bounds the STFT temporaries (~0.5 MB per patch).
+_PATCHES_PER_CALL = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchBlock:
+  """Consecutive patches of one file: ``patches[j]`` is patch ``start_index + j``.
+
+  ``patches``: float32 [k, patch_frames (96), num_mel_bins (64)], log-mel values.
+  """
+
+  start_index: int
+  patches: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class PatchStats:
+  """What one pass over a file found.
+
+  ``source_frames``: frames decoded at ``sample_rate_hz`` (per channel);
+  ``num_samples``: mono samples at the model rate (16 kHz) after resampling;
+  ``num_patches``: patches yielded; ``padded``: the clip was zero-padded to one patch.
+  """
+
+  source_frames: int
+  sample_rate_hz: int
+  channels: int
+  num_samples: int
+  num_patches: int
+  padded: bool
+  resampler: str
+
+  @property
+  def duration_seconds(self) -> float:
+    """Decoded duration: ``source_frames / sample_rate_hz``."""
+    return self.source_frames / self.sample_rate_hz
+
+
+def _check_policy(short_clips: str) -> None:
+  if short_clips not in SHORT_CLIP_POLICIES:
+    raise ConfigError(f"short_clips must be one of {', '.join(SHORT_CLIP_POLICIES)}, got "
+                      f"{short_clips!r}.")
+
+
+class _PatchAssembler:
+  """Cuts a 16 kHz mono signal, delivered in pieces, into log-mel patches.
+
+  ``push(samples [k])`` yields ``PatchBlock``s for every patch that is complete;
+  ``finish(short_clips)`` yields the padded patch when the policy asks for it.
+  """
+
+  def __init__(self, params: Params, name: str = "<waveform>"):
+    self.params = params
+    self.name = name
+    self.num_samples = 0          # 16 kHz samples received
+    self.num_patches = 0          # patches yielded
+    self.padded = False
+    self._buffer = np.zeros(0, dtype=np.float64)   # starts at sample num_patches * hop
+    self._skip = 0                # samples still to drop (patch hop longer than a patch)
+
+  def push(self, samples: np.ndarray) -> Iterator[PatchBlock]:
+    samples = np.asarray(samples, dtype=np.float64)
+    self.num_samples += samples.shape[0]
+    if self._skip:
+      dropped = min(self._skip, samples.shape[0])
+      samples, self._skip = samples[dropped:], self._skip - dropped
+    if samples.shape[0] == 0:
+      return
+    self._buffer = np.concatenate([self._buffer, samples]) if self._buffer.size else samples
+    yield from self._drain()
+
+  def _drain(self) -> Iterator[PatchBlock]:
+    hop, span = self.params.patch_hop_samples, self.params.patch_span_samples
+    while True:
+      count = min(self.params.num_patches(self._buffer.shape[0]), _PATCHES_PER_CALL)
+      if count == 0:
+        return
+      signal = self._buffer[:(count - 1) * hop + span]                    # [n]
+      log_mel = features.log_mel_spectrogram(signal, self.params)          # [F, 64]
+      patches = features.frame_patches(log_mel, self.params)              # [count, 96, 64]
+      block = PatchBlock(self.num_patches, patches.astype(np.float32))
+      self.num_patches += count
+      consumed = count * hop
+      if consumed >= self._buffer.shape[0]:
+        self._skip = consumed - self._buffer.shape[0]
+        self._buffer = np.zeros(0, dtype=np.float64)
+      else:
+        self._buffer = self._buffer[consumed:].copy()
+      yield block
+
+  def finish(self, short_clips: str, duration_seconds: float) -> Iterator[PatchBlock]:
+    if self.num_patches:
+      return
+    span = self.params.patch_span_samples
+    if short_clips == "reference":
+      raise TooShortError(
+          f"{self.name}: {duration_seconds:.4f} s of audio ({self.num_samples} samples at "
+          f"{self.params.sample_rate_hz} Hz) is shorter than one patch "
+          f"({self.params.patch_span_seconds} s = {span} samples), so the reference yields no "
+          "embedding. Use short_clips='pad' (--short_clips pad) to zero-pad it to one patch.")
+    padded = np.zeros(span, dtype=np.float64)
+    padded[:self._buffer.shape[0]] = self._buffer
+    self._buffer = padded
+    self.padded = True
+    yield from self._drain()
+
+
+class PatchStream:
+  """Iterator of ``PatchBlock`` over one opened file; ``stats`` once exhausted.
+
+  Made by ``iter_patches``. Iterate it once; afterwards ``stats`` is a ``PatchStats``
+  (``None`` before the end or after an error).
+  """
+
+  def __init__(self, stream: AudioStream, params: Params, resampler: str,
+               short_clips: str, block_seconds: float):
+    _check_method(resampler)
+    _check_policy(short_clips)
+    if not block_seconds > 0:
+      raise ConfigError(f"block_seconds must be > 0, got {block_seconds!r}.")
+    self.stream = stream
+    self.params = params
+    self.resampler = resampler
+    self.short_clips = short_clips
+    self.block_seconds = float(block_seconds)
+    self.stats: PatchStats | None = None
+    self._iterator = self._generate()
+
+  def __iter__(self) -> "PatchStream":
+    return self
+
+  def __next__(self) -> PatchBlock:
+    return next(self._iterator)
+
+  def _generate(self) -> Iterator[PatchBlock]:
+    info = self.stream.info
+    rate_hz = info.sample_rate_hz
+    block_frames = max(1, int(round(self.block_seconds * rate_hz)))
+    converter = StreamingResampler(rate_hz, self.params.sample_rate_hz, self.resampler)
+    assembler = _PatchAssembler(self.params, self.stream.name)
+    for block in self.stream.blocks(block_frames):               # [k, channels], finite
+      yield from assembler.push(converter.process(to_mono(block)))
+    yield from assembler.push(converter.flush())
+    frames = self.stream.frames_decoded
+    if frames == 0:
+      raise AudioContentError(f"{self.stream.name}: no audio samples decoded; expected audio.",
+                              error_type="no_samples")
+    yield from assembler.finish(self.short_clips, frames / rate_hz)
+    self.stats = PatchStats(source_frames=frames, sample_rate_hz=rate_hz,
+                            channels=info.channels, num_samples=assembler.num_samples,
+                            num_patches=assembler.num_patches, padded=assembler.padded,
+                            resampler=self.resampler)
+
+
+def iter_patches(stream: AudioStream, params: Params, resampler: str = DEFAULT_RESAMPLER,
+                 short_clips: str = "reference", block_seconds: float = 60.0) -> PatchStream:
+  """Stream the patches of an opened file (``vggish.audio.open_audio``), in order.
+
+  Yields ``PatchBlock(start_index, patches float32 [k, 96, 64])``; the concatenation equals
+  the whole-file front end (to float rounding). Holds about ``block_seconds`` of decoded
+  audio at a time. Raises ``TooShortError`` (reference policy, no patch),
+  ``AudioContentError`` (NaN/inf samples, nothing decoded) and ``DecodeError``.
+  ``.stats`` of the returned iterator holds ``PatchStats`` after the last block.
+  """
+  return PatchStream(stream, params, resampler, short_clips, block_seconds)
+
+
+def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Params,
+                        resampler: str = DEFAULT_RESAMPLER,
+                        short_clips: str = "reference") -> np.ndarray:
+  """Whole-signal front end: waveform [n] or [n, channels] -> float32 [N, 96, 64].
+
+  ``waveform`` is float in [-1, 1] at ``sample_rate_hz``; channels are averaged. Same
+  code path as ``iter_patches`` (one block). Raises ``AudioContentError`` for NaN/inf
+  or an empty waveform and ``TooShortError`` as ``iter_patches`` does.
+  """
+  _check_method(resampler)
+  _check_policy(short_clips)
+  waveform = np.asarray(waveform)
+  if waveform.ndim not in (1, 2):
+    raise ValueError(f"expected a waveform of shape [n] or [n, channels], got {waveform.shape}.")
+  if waveform.shape[0] == 0:
+    raise AudioContentError("empty waveform (0 samples); expected audio.", error_type="no_samples")
+  if not np.issubdtype(waveform.dtype, np.floating):
+    raise ValueError(f"expected a float waveform in [-1, 1], got dtype {waveform.dtype}; "
+                     "scale integer PCM first (int16: x / 32768).")
+  if not np.isfinite(waveform).all():
+    raise AudioContentError("waveform holds NaN or infinite samples; expected finite values.",
+                            error_type="non_finite_samples")
+  mono = to_mono(waveform)                                              # [n]
+  signal = resample(mono, sample_rate_hz, params.sample_rate_hz, resampler)  # [m]
+  assembler = _PatchAssembler(params)
+  blocks = list(assembler.push(signal))
+  blocks += list(assembler.finish(short_clips, mono.shape[0] / sample_rate_hz))
+  if not blocks:
+    return np.zeros((0, params.patch_frames, params.num_mel_bins), dtype=np.float32)
+  return np.concatenate([b.patches for b in blocks], axis=0)

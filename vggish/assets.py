@@ -218,8 +218,8 @@ def _fetch(uri: str, dest: str, kind: str, params: Params) -> None:
     try:
       _validate(staged, kind, params)
     except AssetError as e:
-      raise AssetError(f"the {what} downloaded from {uri!r} is invalid and was not cached:\n"
-                       f"{e}") from None
+      raise type(e)(f"the {what} downloaded from {uri!r} is invalid and was not cached:\n"
+                    f"{e}") from None
     for _, name in sources:
       os.replace(os.path.join(staging, name), os.path.join(os.path.dirname(dest), name))
   except AssetError:

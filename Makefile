@@ -36,6 +36,7 @@ DEMO_CONFIG ?= configs/local.yaml
 DEMO_ARGS ?=
 WEIGHTS_FLAGS := $(if $(CHECKPOINT),--checkpoint '$(CHECKPOINT)') $(if $(PCA_PARAMS),--pca_params '$(PCA_PARAMS)')
 
+, := ,
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
@@ -90,7 +91,11 @@ $(AIRFLOW_VENV)/.installed: $(AIRFLOW_REQUIREMENTS) $(wildcard $(AIRFLOW_CONSTRA
 demo: $(VENV)/.installed
 	rm -rf -- '$(DEMO_OUT)'
 	$(VENV_PY) -m pipelines.embed --config $(DEMO_CONFIG) --input '$(DEMO_INPUT)' \
-	  --output '$(DEMO_OUT)/' $(WEIGHTS_FLAGS) $(DEMO_ARGS)
+	  --output '$(DEMO_OUT)/' $(WEIGHTS_FLAGS) $(DEMO_ARGS) || { status=$$?; \
+	  echo "make demo: the pipeline failed (exit $$status)." >&2; \
+	  $(if $(CHECKPOINT),:,echo "  Offline? Fetch Google's weights elsewhere and run: make demo \
+	  CHECKPOINT=PATH/vggish_model.ckpt PCA_PARAMS=PATH/vggish_pca_params.npz (local$(,) gs:// or s3://)" >&2); \
+	  exit $$status; }
 
 test: $(VENV)/.installed airflow-venv
 	$(VENV_PY) -m pytest -q -p no:cacheprovider --durations=15 tests/ $(PYTEST_ARGS)

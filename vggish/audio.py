@@ -7,10 +7,12 @@ is first spooled to a temporary file.
 
 Decoders, tried in order:
 
-1. libsndfile via ``soundfile`` (WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, ...). Samples
-   are read as float64 with libsndfile's normalisation, which is the reference's: 16-bit
-   PCM ``x / 32768`` exactly, 24-bit ``x / 2**23``, 32-bit ``x / 2**31``, 8-bit
-   ``(x - 128) / 128``; float and double data as stored.
+1. libsndfile via ``soundfile`` (WAV, FLAC, OGG/Vorbis, Opus, MP3, AIFF, ...). Integer
+   PCM is read as left-justified int32 and divided by 2**31, which is exact and is the
+   reference's scaling: 16-bit PCM ``x / 32768``, 24-bit ``x / 2**23``, 8-bit
+   ``(x - 128) / 128``. (libsndfile's own float64 conversion goes through float32 for
+   FLAC, so it is not used for integer data.) Float and double data are read as stored;
+   lossy codecs (Vorbis, Opus, MP3) as libsndfile decodes them to float64.
 2. FFmpeg via PyAV for everything else (M4A/AAC, video containers, ...). Integer sample
    formats get the same scaling as above; the first audio stream is used.
 
@@ -53,6 +55,9 @@ DEFAULT_BLOCK_FRAMES = 1 << 20
 """Frames per block when none is given (about 22 s at 48 kHz; 16 MB for stereo)."""
 
 _SPOOL_CHUNK_BYTES = 1 << 22
+
+# libsndfile subtypes holding integer PCM (WAV/AIFF/FLAC/ALAC/...; "PCM_16", "ALAC_24").
+_INTEGER_SUBTYPE_PREFIXES = ("PCM_", "ALAC_")
 
 # PyAV sample formats (packed name; planar adds "p") -> divisor to reach [-1, 1).
 _INT_SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
@@ -238,10 +243,18 @@ def _try_soundfile(fileobj, name: str, stack: contextlib.ExitStack):
                    num_frames=frames, container=str(sf.format), codec=str(sf.subtype),
                    decoder="soundfile")
 
+  integer_pcm = str(sf.subtype).startswith(_INTEGER_SUBTYPE_PREFIXES)
+
   def reader(block_frames: int) -> Iterator[np.ndarray]:
     while True:
       try:
-        block = sf.read(block_frames, dtype="float64", always_2d=True)
+        if integer_pcm:
+          # libsndfile left-justifies integer PCM into int32, so / 2**31 is exact for
+          # every width (16-bit: x / 32768). Its own double conversion is not exact for
+          # every format (FLAC goes through float32).
+          block = sf.read(block_frames, dtype="int32", always_2d=True) / 2147483648.0
+        else:
+          block = sf.read(block_frames, dtype="float64", always_2d=True)
       except (soundfile.LibsndfileError, RuntimeError) as e:
         raise DecodeError(f"{name}: corrupt audio data after frame {sf.tell()} ({e}).",
                           error_type="corrupt_audio") from e

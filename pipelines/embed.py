@@ -116,12 +116,7 @@ def _resolve_weights(config: EmbedConfig):
   if is_local_runner(config.runner):
     return resolved, WorkerWeights(resolved.checkpoint_path, resolved.checkpoint_sha256,
                                    resolved.pca_params_path, resolved.pca_params_sha256)
-  for what, uri in (("--checkpoint", resolved.checkpoint_uri),
-                    ("--pca_params", resolved.pca_params_uri)):
-    if FileSystems.get_scheme(uri) in (None, "file"):
-      raise ConfigError(
-          f"expected {what} on storage the workers of {config.runner} can read (gs://, s3://, "
-          f"https://), found the local path {uri!r}; upload it and pass that URI")
+  # Remote workers localize the original URIs themselves (options.py refused local paths).
   return resolved, WorkerWeights(resolved.checkpoint_uri, resolved.checkpoint_sha256,
                                  resolved.pca_params_uri, resolved.pca_params_sha256)
 

@@ -206,7 +206,9 @@ def parse_config(argv: Sequence[str] | None) -> EmbedConfig:
   # Flags we do not know and Beam does not know are typos: say so instead of ignoring them.
   flags = PipelineOptions(beam_argv).get_all_options(retain_unknown_options=True, drop_default=True)
   unknown_flags = sorted(set(flags) - known_beam)
-  stray = [a for a in beam_argv if not a.startswith("-")]
+  stray = [a for i, a in enumerate(beam_argv)  # values not following a flag
+           if not a.startswith("-") and (i == 0 or not beam_argv[i - 1].startswith("-")
+                                         or "=" in beam_argv[i - 1])]
   if unknown_flags or stray:
     ours = {"--" + k for k in _OUR_KEYS} | {"--config"}
     names = [f"--{n}{_suggest('--' + n, ours | {'--' + b for b in known_beam})}" for n in unknown_flags]
@@ -279,12 +281,24 @@ def _validate(values: dict[str, Any], beam_options: dict[str, Any]) -> EmbedConf
     if values.get(key) is not None and not isinstance(values[key], str):
       raise ConfigError(f"expected --{key} to be a path, found {values[key]!r}")
 
+  runner = str(beam_options.get("runner") or DEFAULT_RUNNER)
+  if not is_local_runner(runner):
+    for key in ("checkpoint", "pca_params"):
+      uri = values.get(key)
+      if uri is not None and ("://" not in uri or uri.startswith("file://")):
+        raise ConfigError(
+            f"expected --{key} on storage the workers of {runner} can read (gs://, s3://, "
+            f"https://), found the local path {uri!r}; upload it and pass that URI")
+
   config = EmbedConfig(
       input=tuple(inputs), output=output, checkpoint=values.get("checkpoint"),
       pca_params=values.get("pca_params"), format=formats, hop_seconds=hop_seconds,
       pooling=pooling, short_clips=short_clips, resampler=resampler, batch_size=batch_size,
       cache_dir=values.get("cache_dir"), beam_options=beam_options)
-  config.params  # Params validates the hop (a multiple of 10 ms, > 0): raises ConfigError.
+  try:
+    config.params  # Params validates the hop (a multiple of 10 ms, > 0).
+  except ConfigError as error:
+    raise ConfigError(f"--hop_seconds {hop_seconds!r}: {error}") from error
   return config
 
 

@@ -13,9 +13,10 @@ resampy's default ``kaiser_best`` filter (a Kaiser-windowed sinc, 50 zero crossi
   eta * delta[offset + i * step]``. For a rational ratio ``P/Q`` (reduced) the
   offsets repeat with period ``P`` outputs / ``Q`` inputs, so the taps of each phase
   are fixed: we lay ``B`` periods side by side as one "row" and evaluate every row as
-  dense matrix products of contiguous strided input views with per-phase tap
-  matrices ``[win, delta_left, delta_right]``, then combine with the per-sample
-  ``eta`` values that resampy itself would compute. Samples whose float time lands
+  dense matrix products of strided input views with per-phase tap matrices (taps at
+  the phase's nominal ``eta``, plus one ``delta`` column), then correct each sample by
+  the difference between the ``eta`` resampy computes for it and the nominal one (float
+  time drifts with ``t``; without the correction outputs 3 hours in would be off by ~2e-8). Samples whose float time lands
   on a different table offset than their phase (float round-off) are recomputed
   one by one with their own taps. Result: equal to ``resampy.resample`` up to
   summation-order rounding (~1e-15 relative), including both edges (input outside
@@ -202,8 +203,8 @@ class _KaiserBest:
     self.row_inputs = q * self.periods
     # Nominal per-column quantities, from the (exact) float time of t < row_outputs.
     cols = np.arange(self.row_outputs, dtype=np.int64)
-    (self.col_n, self.col_offset_left, _, self.col_offset_right,
-     _) = self.timing.of(cols)
+    (self.col_n, self.col_offset_left, self.col_eta_left, self.col_offset_right,
+     self.col_eta_right) = self.timing.of(cols)
     self.groups = []
     for c0 in range(0, self.row_outputs, _COLUMNS_PER_GROUP):
       self.groups.append(self._group(c0, min(c0 + _COLUMNS_PER_GROUP, self.row_outputs)))
@@ -217,23 +218,30 @@ class _KaiserBest:
     return left, right
 
   def _group(self, c0: int, c1: int):
-    """Tap matrix [width, 3 * (c1 - c0)] (window | delta_left | delta_right) for columns."""
+    """Tap matrix [width, 2 * (c1 - c0)] for a group of columns.
+
+    Column ``k`` holds the taps at the column's nominal ``eta`` (``win + eta * delta``
+    for both wings); column ``count + k`` holds ``delta_left - delta_right``, which times
+    the sample's deviation from the nominal ``eta`` gives resampy's per-sample weights.
+    (The two wings' ``eta`` deviations are equal and opposite up to one rounding of
+    ``scale * num_table``, ~1e-12, so one correction column serves both.)
+    """
     spans = []
     for s in range(c0, c1):
       left, right = self._taps(int(self.col_offset_left[s]), int(self.col_offset_right[s]))
       n = int(self.col_n[s])
-      spans.append((n - left.shape[0] + 1, n + right.shape[0] + 1, left, right, n))
+      spans.append((n - left.shape[0] + 1, n + right.shape[0] + 1, left, right, n, s))
     start = min(sp[0] for sp in spans)
     stop = max(sp[1] for sp in spans)
     count = c1 - c0
-    weights = np.zeros((stop - start, 3 * count), dtype=np.float64)
-    for k, (_, _, left, right, n) in enumerate(spans):
+    weights = np.zeros((stop - start, 2 * count), dtype=np.float64)
+    for k, (_, _, left, right, n, s) in enumerate(spans):
       rows_left = n - np.arange(left.shape[0]) - start
       rows_right = n + 1 + np.arange(right.shape[0]) - start
-      weights[rows_left, k] = self.window[left]
-      weights[rows_right, k] = self.window[right]
+      weights[rows_left, k] = self.window[left] + self.col_eta_left[s] * self.delta[left]
+      weights[rows_right, k] = self.window[right] + self.col_eta_right[s] * self.delta[right]
       weights[rows_left, count + k] = self.delta[left]
-      weights[rows_right, 2 * count + k] = self.delta[right]
+      weights[rows_right, count + k] = -self.delta[right]
     return c0, c1, start, weights
 
   # --- evaluation -----------------------------------------------------------------
@@ -269,18 +277,16 @@ class _KaiserBest:
     item = seg.strides[0]
     t = np.arange(r0 * self.row_outputs, r1 * self.row_outputs, dtype=np.int64)
     n, off_l, eta_l, off_r, eta_r = self.timing.of(t)
-    eta_l = eta_l.reshape(num_rows, self.row_outputs)
-    eta_r = eta_r.reshape(num_rows, self.row_outputs)
+    shift = eta_l.reshape(num_rows, self.row_outputs) - self.col_eta_left   # [rows, P*B]
     y = np.empty((num_rows, self.row_outputs), dtype=np.float64)
     for c0, c1, start, weights in self.groups:
       first = r0 * self.row_inputs + start - seg_start
       view = np.lib.stride_tricks.as_strided(
           seg[first:], shape=(num_rows, weights.shape[0]),
           strides=(self.row_inputs * item, item), writeable=False)
-      prod = view @ weights                                      # [rows, 3 * count]
+      prod = view @ weights                                      # [rows, 2 * count]
       count = c1 - c0
-      y[:, c0:c1] = (prod[:, :count] + eta_l[:, c0:c1] * prod[:, count:2 * count]
-                     + eta_r[:, c0:c1] * prod[:, 2 * count:])
+      y[:, c0:c1] = prod[:, :count] + shift[:, c0:c1] * prod[:, count:]
     y = y.reshape(-1)
     # Samples whose float time does not land on their column's nominal taps.
     row_index = np.repeat(np.arange(r0, r1, dtype=np.int64), self.row_outputs)
@@ -289,8 +295,8 @@ class _KaiserBest:
            | (off_r != np.tile(self.col_offset_right, num_rows)))
     if odd.any():
       idx = np.flatnonzero(odd)
-      y[idx] = self._direct(seg, seg_start, n[idx], off_l[idx], eta_l.reshape(-1)[idx],
-                            off_r[idx], eta_r.reshape(-1)[idx])
+      y[idx] = self._direct(seg, seg_start, n[idx], off_l[idx], eta_l[idx], off_r[idx],
+                            eta_r[idx])
     return y
 
   def _direct(self, seg, seg_start, n, off_l, eta_l, off_r, eta_r) -> np.ndarray:

@@ -15,12 +15,13 @@ resampy's default ``kaiser_best`` filter (a Kaiser-windowed sinc, 50 zero crossi
   are fixed: we lay ``B`` periods side by side as one "row" and evaluate every row as
   dense matrix products of strided input views with per-phase tap matrices (taps at
   the phase's nominal ``eta``, plus one ``delta`` column), then correct each sample by
-  the difference between the ``eta`` resampy computes for it and the nominal one (float
-  time drifts with ``t``; without the correction outputs 3 hours in would be off by ~2e-8). Samples whose float time lands
-  on a different table offset than their phase (float round-off) are recomputed
-  one by one with their own taps. Result: equal to ``resampy.resample`` up to
-  summation-order rounding (~1e-15 relative), including both edges (input outside
-  the signal counts as zero) and the output length ``int(n * sr_out / sr_in)``.
+  the difference between the ``eta`` resampy computes for it and the nominal one
+  (float time drifts with ``t``; uncorrected, outputs 3 hours in would be off by
+  ~2e-8). Samples whose float time lands on a different table offset than their
+  phase's are recomputed one by one with their own taps. Result: equal to
+  ``resampy.resample`` up to summation-order rounding (~1e-15), including both edges
+  (input outside the signal counts as zero) and the output length
+  ``int(n * sr_out / sr_in)``.
 
 ``"resampy"``
   Calls resampy itself (numba). Slow; the reference.

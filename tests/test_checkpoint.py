@@ -10,7 +10,7 @@ import pytest
 from vggish import checkpoint
 from vggish.errors import CheckpointError
 from vggish.model import flops_per_patch
-from vggish.testing import make_test_variables, write_checkpoint
+from vggish.testing import write_checkpoint
 
 PUBLISHED_SHAPES = {
     "conv1": [3, 3, 1, 64], "conv2": [3, 3, 64, 128],
@@ -42,18 +42,6 @@ def test_reads_the_v1_single_file(test_weights):
   assert list(weights) == list(checkpoint.VGGISH_VARIABLES)
   for name, value in weights.items():
     assert value.dtype == np.float32 and value.shape == checkpoint.VGGISH_VARIABLES[name]
-
-
-def test_reads_the_v2_layout_by_prefix_or_index(tmp_path):
-  variables = make_test_variables(seed=3)
-  prefix = write_checkpoint(variables, str(tmp_path / "vggish_model.ckpt"), "V2")
-  assert sorted(os.listdir(tmp_path)) == ["vggish_model.ckpt.data-00000-of-00001",
-                                          "vggish_model.ckpt.index"]
-  weights = checkpoint.read_checkpoint(prefix)
-  for name, value in variables.items():
-    np.testing.assert_array_equal(weights[name], value)
-  for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
-    checkpoint.validate_checkpoint(path)  # Same checkpoint, named by one of its files.
 
 
 def _small_variables(**overrides):
@@ -112,3 +100,22 @@ def test_missing_file_and_garbage_file_raise_checkpoint_error(tmp_path):
   garbage.write_bytes(b"this is not a checkpoint" * 100)
   with pytest.raises(CheckpointError, match="not a readable TensorFlow checkpoint"):
     checkpoint.read_checkpoint(str(garbage))
+
+
+def test_v2_layout_from_the_cli_equals_the_v1_fixture(test_weights, tmp_path, capsys):
+  """Reads V2 by prefix, .index or .data; same seed gives the same weights in both formats."""
+  from vggish import testing
+
+  assert testing.main([str(tmp_path), "--format", "V2", "--seed", "0"]) == 0
+  assert "TEST weights" in capsys.readouterr().out
+  assert sorted(os.listdir(tmp_path)) == ["vggish_model.ckpt.data-00000-of-00001",
+                                          "vggish_model.ckpt.index", "vggish_pca_params.npz"]
+  prefix = str(tmp_path / "vggish_model.ckpt")
+  for path in (prefix + ".index", prefix + ".data-00000-of-00001"):
+    checkpoint.validate_checkpoint(path)
+  again = checkpoint.read_checkpoint(prefix)
+  first = checkpoint.read_checkpoint(test_weights.checkpoint)
+  for name in first:
+    np.testing.assert_array_equal(again[name], first[name])
+  with open(tmp_path / "vggish_pca_params.npz", "rb") as a, open(test_weights.pca_params, "rb") as b:
+    assert a.read() == b.read()

@@ -34,7 +34,8 @@ def test_kaiser_best_matches_resampy_including_edges(sr_in_hz, num_samples):
 
 
 @pytest.mark.parametrize("sr_in_hz,sr_out_hz", [(16000, 44100), (16000, 8000), (44056, 16000),
-                                                (48000, 44100), (7999, 16000)])
+                                                (48000, 44100), (7999, 16000),
+                                                (44099, 16000)])
 def test_kaiser_best_matches_resampy_for_other_rate_pairs(sr_in_hz, sr_out_hz):
   x = _signal(20011, sr_in_hz)
   np.testing.assert_allclose(rs.resample(x, sr_in_hz, sr_out_hz),
@@ -75,6 +76,15 @@ def test_direct_evaluation_agrees_with_polyphase_rows():
   padded = np.concatenate([np.zeros(400), x, np.zeros(400)])
   direct = plan._direct(padded, -400, n, off_l, eta_l, off_r, eta_r)
   np.testing.assert_allclose(direct, full[1000:1500], rtol=0, atol=1e-13)
+
+
+def test_rates_with_too_many_phases_use_resampys_kernel():
+  # 44099 and 16000 are coprime: 16000 phases. Same values, resampy's (slower) kernel.
+  assert isinstance(rs._kaiser_plan(44099, 16000), rs._Resampy)
+  for rate_hz in (8000, 22050, 44100, 48000, 96000, 192000, 44056):
+    plan = rs._kaiser_plan(rate_hz, 16000)
+    assert isinstance(plan, rs._KaiserBest)
+    assert plan.row_outputs == rs._kaiser_row_outputs(rate_hz, 16000)
 
 
 @pytest.mark.parametrize("method", rs.RESAMPLERS)

@@ -38,7 +38,7 @@ from typing import BinaryIO, Iterator, Union
 
 import numpy as np
 
-from vggish.errors import AudioContentError, DecodeError
+from vggish.errors import AudiobeamError, AudioContentError, DecodeError
 
 __all__ = [
     "AudioInfo",
@@ -130,7 +130,7 @@ class AudioStream:
     if self._started:
       raise RuntimeError(f"{self.name}: blocks() can be iterated only once per open_audio().")
     self._started = True
-    for block in self._reader(int(block_frames)):
+    for block in _guarded(self._reader(int(block_frames)), self.name):
       if block.shape[0] == 0:
         continue
       if check_finite:
@@ -153,6 +153,17 @@ class AudioStream:
 
   def __exit__(self, *exc) -> None:
     self.close()
+
+
+def _guarded(blocks: Iterator[np.ndarray], name: str) -> Iterator[np.ndarray]:
+  """Re-raise anything a decoder library throws on hostile bytes as a typed DecodeError."""
+  try:
+    yield from blocks
+  except (AudiobeamError, MemoryError):
+    raise
+  except Exception as e:  # libsndfile/FFmpeg bindings raise many types on bad data.
+    raise DecodeError(f"{name}: decoding failed ({type(e).__name__}: {e}).",
+                      error_type="corrupt_audio") from e
 
 
 # --------------------------------------------------------------------------------------
@@ -357,6 +368,13 @@ def open_audio(source: Source) -> AudioStream:
     info, reader = opened
     _check_header(info, name)
     return AudioStream(info, name, stack, reader)
+  except (AudiobeamError, MemoryError):
+    stack.close()
+    raise
+  except Exception as e:  # Decoder bindings raise many types on hostile bytes.
+    stack.close()
+    raise DecodeError(f"{_name_of(source)}: could not open as audio ({type(e).__name__}: {e}).",
+                      error_type="unsupported_format") from e
   except BaseException:
     stack.close()
     raise

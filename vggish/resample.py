@@ -67,6 +67,9 @@ _OUTPUTS_PER_STEP = 1 << 18
 # Output columns per tap matrix: wider groups waste flops on zero taps, narrower ones
 # make more, smaller matrix products.
 _COLUMNS_PER_GROUP = 32
+# Rate pairs whose polyphase row would exceed this many outputs (e.g. 44099 Hz -> 16 kHz,
+# 16000 phases) are evaluated with resampy's own kernel instead: same values, slower.
+_MAX_ROW_OUTPUTS = 8192
 # Extra input samples kept on each side of a row window, for samples whose float time
 # falls one input sample away from their phase's nominal position.
 _MARGIN_SAMPLES = 2
@@ -322,8 +325,21 @@ class _KaiserBest:
     return out
 
 
+def _kaiser_row_outputs(sr_in_hz: int, sr_out_hz: int) -> int:
+  """Outputs per polyphase row, computed cheaply (mirrors _KaiserBest.__init__)."""
+  g = math.gcd(sr_in_hz, sr_out_hz)
+  p, q = sr_out_hz // g, sr_in_hz // g
+  window, precision = _kaiser_best_table()
+  step = int(min(1.0, float(sr_out_hz) / sr_in_hz) * precision)
+  need = 2 * (window.shape[0] // step + 1) + 2 * _MARGIN_SAMPLES + _COLUMNS_PER_GROUP * q / p
+  return p * max(1, int(math.ceil(need / q)))
+
+
 @functools.lru_cache(maxsize=16)
-def _kaiser_plan(sr_in_hz: int, sr_out_hz: int) -> _KaiserBest:
+def _kaiser_plan(sr_in_hz: int, sr_out_hz: int):
+  """The polyphase plan, or resampy's kernel for rate pairs with too many phases."""
+  if _kaiser_row_outputs(sr_in_hz, sr_out_hz) > _MAX_ROW_OUTPUTS:
+    return _Resampy(sr_in_hz, sr_out_hz)
   return _KaiserBest(sr_in_hz, sr_out_hz)
 
 

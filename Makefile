@@ -97,8 +97,11 @@ demo: $(VENV)/.installed
 	  CHECKPOINT=PATH/vggish_model.ckpt PCA_PARAMS=PATH/vggish_pca_params.npz (local$(,) gs:// or s3://)" >&2); \
 	  exit $$status; }
 
+# A module that fails to import is reported (and fails the run) without hiding the
+# results of every other module.
 test: $(VENV)/.installed airflow-venv
-	$(VENV_PY) -m pytest -q -p no:cacheprovider --durations=15 tests/ $(PYTEST_ARGS)
+	$(VENV_PY) -m pytest -q -p no:cacheprovider --durations=15 --continue-on-collection-errors \
+	  tests/ $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
 	$(VENV_PY) -m bench $(BENCH_ARGS)

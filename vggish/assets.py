@@ -283,6 +283,8 @@ def _fetch_plain(uri: str, dest: str) -> None:
                                          else _beam_copy)(uri, out))
   except (urllib.error.URLError, OSError, TimeoutError) as e:
     raise AssetError(f"could not download {uri!r}: {getattr(e, 'reason', None) or e}.") from e
+  except Exception as e:  # Beam filesystems raise their own types (BeamIOError, ...).
+    raise AssetError(f"could not read {uri!r}: {type(e).__name__}: {e}.") from e
   record = {"uri": uri, "size_bytes": os.path.getsize(dest), "sha256": sha256_of(dest),
             "fetched_at_unix_seconds": round(time.time(), 3)}
   _write_atomically(dest + ".json", lambda f: f.write(json.dumps(record, indent=1).encode()))

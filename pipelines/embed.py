@@ -38,7 +38,7 @@ from apache_beam.runners.runner import PipelineState
 from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
                                parse_config)
 from transforms import provenance as provenance_lib
-from transforms.embed import EmbedWithVGGish, VGGishModelHandler
+from transforms.embed import MODEL_METRICS_NAMESPACE, EmbedWithVGGish, VGGishModelHandler
 from transforms.extract import ExtractLogMelPatches
 from transforms.match import MatchAudio
 from transforms.postprocess import PostprocessAndPool
@@ -95,13 +95,20 @@ class RunSummary:
         f"audiobeam run {self.run_id}: {c['files_matched']} files matched, "
         f"{c['files_embedded']} embedded, {c['errors']} errors",
         f"  audio: {c['audio_seconds'] / 3600.0:.3f} h ({c['audio_seconds']:.1f} s), "
-        f"frames: {c['frames']}",
+        f"frames: {c['frames']}" + self._model_calls(),
         f"  errors by type: {errors_by_type}",
         f"  wall time: {self.wall_seconds:.1f} s",
         f"  outputs: {self.output} ({', '.join(k for k, v in self.outputs.items() if v)}; "
         f"{RUN_JSON})",
     ]
     return "\n".join(lines)
+
+  def _model_calls(self) -> str:
+    calls = self.metrics.get("model_calls")
+    if not calls:
+      return ""
+    return (f", model calls: {calls} (mean batch "
+            f"{self.metrics.get('model_call_patches', 0) / calls:.1f} patches)")
 
 
 def _new_run_id() -> str:
@@ -166,15 +173,27 @@ def _make_runner(config: EmbedConfig, options):
 
 
 def _metrics(result) -> dict[str, int]:
+  """Our counters, plus ``model_calls``/``model_call_patches`` from RunInference's batch-size
+  distribution (so a user can see that batches were full)."""
   out: dict[str, int] = {}
   try:
-    counters = result.metrics().query(MetricsFilter().with_namespace(_NAMESPACE))["counters"]
+    ours = result.metrics().query(MetricsFilter().with_namespace(_NAMESPACE))
+    model = result.metrics().query(
+        MetricsFilter().with_namespace(MODEL_METRICS_NAMESPACE).with_name("inference_request_batch_size"))
   except Exception:  # pylint: disable=broad-except  # some runners cannot query metrics
     return out
-  for counter in counters:
-    value = counter.committed if counter.committed is not None else counter.attempted
+
+  def value_of(metric):
+    return metric.committed if metric.committed is not None else metric.attempted
+
+  for counter in ours["counters"]:
     name = counter.key.metric.name
-    out[name] = out.get(name, 0) + int(value or 0)
+    out[name] = out.get(name, 0) + int(value_of(counter) or 0)
+  for distribution in model["distributions"]:
+    data = value_of(distribution)
+    if data is not None:
+      out["model_calls"] = out.get("model_calls", 0) + int(data.count)
+      out["model_call_patches"] = out.get("model_call_patches", 0) + int(data.sum)
   return out
 
 
@@ -260,6 +279,16 @@ def _write_json(path: str, record: dict[str, Any]) -> None:
   FileSystems.rename([temp], [path])
 
 
+def _delete_run_parts(output: str, run_id: str) -> None:
+  """Best-effort removal of one run's part files (after that run failed)."""
+  try:
+    parts = [p for sub in OUTPUT_SUBDIRS for p in _run_parts(output, sub, run_id)]
+    if parts:
+      FileSystems.delete(parts)
+  except Exception:  # pylint: disable=broad-except  # the next successful run cleans up
+    _LOGGER.warning("could not remove the part files of failed run %s in %s", run_id, output)
+
+
 def _delete_previous_runs(output: str, run_id: str) -> list[str]:
   """Deletes other runs' part files and Beam temp leftovers from killed runs."""
   stale = []
@@ -306,11 +335,15 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     options.view_as(SetupOptions).save_main_session = save_main_session
     pipeline = beam.Pipeline(runner=_make_runner(config, options), options=options)
   build_pipeline(pipeline, config, weights, run_id=run_id, provenance=provenance)
-  result = pipeline.run()
-  state = result.wait_until_finish()
-  if state is not None and state != PipelineState.DONE:
-    raise RuntimeError(f"expected the pipeline to finish DONE, found {state}; outputs of run "
-                       f"{run_id} are incomplete and were not published in {RUN_JSON}")
+  try:
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if state is not None and state != PipelineState.DONE:
+      raise RuntimeError(f"expected the pipeline to finish DONE, found {state}")
+  except BaseException:
+    # Unpublished and incomplete: remove what this run wrote; earlier outputs stay intact.
+    _delete_run_parts(config.output, run_id)
+    raise
 
   metrics = _metrics(result)
   counts, outputs = _count_outputs(config, run_id, metrics)

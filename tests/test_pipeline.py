@@ -113,6 +113,14 @@ def test_summary_counts_equal_rows_written(default_run, outputs, corpus):
   assert f"{counts['files_embedded']} embedded" in text and "too_short=1" in text
 
 
+def test_patches_from_many_files_are_packed_into_full_batches(default_run):
+  summary, _ = default_run
+  frames = summary.counts["frames"]  # 6 files, batch_size 8: one call per 8 patches, not per file
+  assert summary.metrics["model_call_patches"] == frames
+  assert summary.metrics["model_calls"] == -(-frames // 8) < len(pf.GOOD_FILES)
+  assert "model calls" in summary.format()
+
+
 # --- schemas --------------------------------------------------------------------------------
 
 

@@ -26,9 +26,11 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from transforms.records import InferenceFailure
 from vggish.params import Params
 
-__all__ = ["VGGishModelHandler", "EmbedWithVGGish", "verify_sha256"]
+__all__ = ["VGGishModelHandler", "EmbedWithVGGish", "verify_sha256", "MODEL_METRICS_NAMESPACE"]
 
 _NAMESPACE = "audiobeam"
+MODEL_METRICS_NAMESPACE = "audiobeam_vggish"
+"""Namespace of RunInference's own metrics (batch sizes, latencies) for our handler."""
 
 
 def verify_sha256(path: str, expected_sha256: str | None, what: str, *,
@@ -95,7 +97,7 @@ class VGGishModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     return int(sum(np.asarray(x).nbytes for x in batch))
 
   def get_metrics_namespace(self) -> str:
-    return "audiobeam_vggish"
+    return MODEL_METRICS_NAMESPACE
 
 
 def _to_frame(keyed_result):

@@ -222,53 +222,25 @@ def _ensure_weights(cache_dir: Path) -> tuple[str, str]:
 
 
 def _pipeline_batches(output_dir: Path, batch_size: int, flops_per_patch: int) -> dict | None:
-  """Batch statistics of our run, from RunInference's metrics in the run's JSON summary."""
-  candidates = sorted(output_dir.glob("**/*.json"))
-  for path in candidates:
-    try:
-      data = json.loads(path.read_text())
-    except (OSError, ValueError):
-      continue
-    found = _find_batch_metrics(data)
-    if found:
-      count, total, lo, hi, latency_us = found
-      stats = {"source": str(path), "calls": count, "patches": total, "min": lo, "max": hi,
-               "batch_size": batch_size,
-               "mean_batch_size": total / count if count else 0.0,
-               "fill": total / (count * batch_size) if count else 0.0}
-      if latency_us:
-        stats["model_seconds"] = latency_us / 1e6
-        stats["model_gflops_per_second"] = flops_per_patch * total / (latency_us / 1e6) / 1e9
-      return stats
-  return None
-
-
-def _find_batch_metrics(data):
-  """Looks for RunInference's ``inference_request_batch_size`` distribution in a JSON tree.
-
-  Accepts {"inference_request_batch_size": {"count", "sum", "min", "max"}} anywhere, and
-  an optional sibling ``inference_batch_latency_micro_secs`` distribution (its sum is
-  the model's busy time).
-  """
-  if isinstance(data, dict):
-    for key, value in data.items():
-      if key.endswith("inference_request_batch_size") and isinstance(value, dict) \
-          and "count" in value and "sum" in value:
-        latency = None
-        for k2, v2 in data.items():
-          if k2.endswith("inference_batch_latency_micro_secs") and isinstance(v2, dict):
-            latency = v2.get("sum")
-        return value["count"], value["sum"], value.get("min"), value.get("max"), latency
-    for value in data.values():
-      found = _find_batch_metrics(value)
-      if found:
-        return found
-  elif isinstance(data, list):
-    for value in data:
-      found = _find_batch_metrics(value)
-      if found:
-        return found
-  return None
+  """Batch statistics of our run from its ``run.json`` (RunInference's batch-size
+  distribution, summed by the pipeline into ``model_calls`` / ``model_call_patches``)."""
+  try:
+    metrics = json.loads((output_dir / "run.json").read_text()).get("metrics", {})
+  except (OSError, ValueError):
+    return None
+  calls, patches = metrics.get("model_calls"), metrics.get("model_call_patches")
+  if not calls or patches is None:
+    return None
+  stats = {"calls": calls, "patches": patches, "batch_size": batch_size,
+           "mean_batch_size": patches / calls, "fill": patches / (calls * batch_size),
+           # With min = max = batch_size, only a bundle's last call can be short.
+           "full_calls_at_least": max(0, calls - (calls * batch_size - patches))
+           if patches <= calls * batch_size else None}
+  latency_us = metrics.get("model_latency_micro_secs")
+  if latency_us:
+    stats["model_seconds"] = latency_us / 1e6
+    stats["model_gflops_per_second"] = flops_per_patch * patches / (latency_us / 1e6) / 1e9
+  return stats
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,15 +33,15 @@ def format_text(report: dict) -> str:
       f"corpus  : {c['description']}, {c['files']} files",
       f"weights : {report['weights']}",
       "",
-      f"{'run':<34} {'wall s':>8} {'audio-s/s':>10} {'x base':>7} {'busy cores':>10}",
+      f"{'run':<40} {'wall s':>8} {'audio-s/s':>10} {'x base':>7} {'CPU s':>7} {'busy cores':>10}",
   ]
   base = runs.get("baseline", {}).get("audio_seconds_per_second")
   for name, run in runs.items():
     rate = run.get("audio_seconds_per_second")
     ratio = (rate / base) if (rate and base) else None
     busy = run.get("machine_busy_cores")
-    lines.append(f"{run['label']:<34} {run['wall_seconds']:8.1f} {_rate(rate):>10} "
-                 f"{'-' if ratio is None else f'{ratio:.2f}':>7} "
+    lines.append(f"{run['label']:<40} {run['wall_seconds']:8.1f} {_rate(rate):>10} "
+                 f"{'-' if ratio is None else f'{ratio:.2f}':>7} {run['cpu_seconds']:7.1f} "
                  f"{'-' if busy is None else f'{busy:.2f}':>10}")
   if "ratio" in report:
     lines.append(f"\nspeed-up (ours, {report['ratio_run']}) vs baseline: {report['ratio']:.2f}x")
@@ -65,11 +65,13 @@ def format_text(report: dict) -> str:
   for name, run in runs.items():
     batches = run.get("batches")
     if batches:
-      lines.append(f"\n{run['label']}: model calls {batches['calls']}, mean batch "
-                   f"{batches['mean_batch_size']:.1f} of {batches['batch_size']} "
-                   f"(fill {100 * batches['fill']:.1f}%, min {batches.get('min')}, "
-                   f"max {batches.get('max')}); model busy {batches.get('model_seconds', 0):.1f} s"
-                   f" -> {_rate(batches.get('model_gflops_per_second'))} GFLOP/s")
+      line = (f"\n{run['label']}: {batches['patches']} patches in {batches['calls']} model "
+              f"calls, mean batch {batches['mean_batch_size']:.1f} of {batches['batch_size']} "
+              f"(fill {100 * batches['fill']:.1f}%, >= {batches['full_calls_at_least']} full)")
+      if batches.get("model_seconds"):
+        line += (f"; model busy {batches['model_seconds']:.1f} s -> "
+                 f"{_rate(batches.get('model_gflops_per_second'))} GFLOP/s")
+      lines.append(line)
   for name, parity in report.get("parity", {}).items():
     lines.append(
         f"\nparity {runs[name]['label']} vs baseline: {'OK' if parity['ok'] else 'FAIL'} - "

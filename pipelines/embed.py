@@ -90,6 +90,8 @@ class RunSummary:
 
   def format(self) -> str:
     c = self.counts
+    if not c:
+      return f"audiobeam run {self.run_id}: dry run, the job was built and nothing was run"
     errors_by_type = ", ".join(f"{k}={v}" for k, v in sorted(c["errors_by_type"].items())) or "none"
     lines = [
         f"audiobeam run {self.run_id}: {c['files_matched']} files matched, "
@@ -129,13 +131,22 @@ def _resolve_weights(config: EmbedConfig):
 
 
 def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, weights: WorkerWeights, *,
-                   run_id: str, provenance: dict[str, Any]) -> dict[str, Any]:
-  """Adds the embedding job to ``pipeline``; returns the written-file PCollections."""
+                   run_id: str, provenance: dict[str, Any],
+                   select_files: beam.PTransform | None = None) -> dict[str, Any]:
+  """Adds the embedding job to ``pipeline``; returns the written-file PCollections.
+
+  ``select_files`` (PCollection[AudioFile] -> PCollection[AudioFile]) is applied to the
+  matched files before decoding: the place for an incremental run to drop inputs that
+  earlier runs already embedded under the same ``settings_sha256`` (``clips/`` and
+  ``errors/`` rows carry uri, size_bytes, last_modified_seconds and settings_sha256).
+  """
   params = config.params
   handler = VGGishModelHandler(
       weights.checkpoint_uri, checkpoint_sha256=weights.checkpoint_sha256, params=params,
       batch_size=config.batch_size, cache_dir=config.cache_dir)
   files, match_failures = pipeline | "MatchAudio" >> MatchAudio(list(config.input))
+  if select_files is not None:
+    files = files | "SelectFiles" >> select_files
   patches, outcomes = files | "ExtractLogMelPatches" >> ExtractLogMelPatches(
       params, config.resampler, config.short_clips)
   frames = patches | "EmbedWithVGGish" >> EmbedWithVGGish(handler)
@@ -162,8 +173,10 @@ def _redacted(config: dict[str, Any]) -> dict[str, Any]:
 
 def _make_runner(config: EmbedConfig, options):
   """Our default local runner, built like DirectRunner builds it (minus the Prism try)."""
-  if config.runner != DEFAULT_RUNNER:
+  if config.runner.rsplit(".", 1)[-1] != DEFAULT_RUNNER:
     return None  # Beam resolves the runner named in the options.
+  # Like DirectRunner, hand the options to the runner's provision info: in
+  # multi_processing mode that is how worker processes get them (e.g. s3/gcs settings).
   from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=import-outside-toplevel
   from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=import-outside-toplevel
   from apache_beam.runners.portability.portable_runner import JobServiceHandle  # pylint: disable=import-outside-toplevel
@@ -335,6 +348,11 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     options.view_as(SetupOptions).save_main_session = save_main_session
     pipeline = beam.Pipeline(runner=_make_runner(config, options), options=options)
   build_pipeline(pipeline, config, weights, run_id=run_id, provenance=provenance)
+  if config.beam_options.get("dry_run"):  # DataflowRunner builds the job and submits nothing
+    pipeline.run()
+    return RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
+                      provenance=provenance, counts={}, metrics={}, outputs={},
+                      wall_seconds=time.monotonic() - started)
   try:
     result = pipeline.run()
     state = result.wait_until_finish()

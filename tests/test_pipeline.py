@@ -24,7 +24,9 @@ E = DEFAULT_PARAMS.embedding_size
 
 
 def _argv(corpus, output, weights, *extra):
-  return ["--input", str(corpus / "*.*"), "--input", str(corpus / "tone_16k_mono.wav"),
+  # The tone file is matched twice (once spelled with '..'); it must be embedded once.
+  return ["--input", str(corpus / "*.*"),
+          "--input", str(corpus / "sub" / ".." / "tone_16k_mono.wav"),
           "--input", str(corpus / "sub/**"), "--input", str(corpus / "missing_*.wav"),
           "--output", str(output), "--checkpoint", weights.checkpoint,
           "--pca_params", weights.pca_params, "--batch_size", "8", *extra]

@@ -4,7 +4,9 @@ Patterns go through Beam FileSystems (local paths, ``gs://``, ``s3://``; globs
 including ``**``). We match in our own DoFn rather than ``fileio.MatchAll`` (which
 calls the same ``FileSystems.match``) so that a pattern matching nothing can be
 attributed to its pattern and become an ``errors/`` row (stage ``match``, error_type
-``no_match``) instead of vanishing. The same file matched by two patterns is kept once.
+``no_match``) instead of vanishing. The same file matched by two patterns is kept once;
+local paths are made absolute first, so ``a.wav`` and ``./a.wav`` are one input and the
+``uri`` column does not depend on the working directory.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ class _MatchPatternFn(beam.DoFn):
     for result in FileSystems.match([pattern]):
       for metadata in result.metadata_list:
         path = metadata.path
-        if FileSystems.get_scheme(path) is None and os.path.isdir(path):
-          continue  # a local glob can match directories; we embed files
+        if FileSystems.get_scheme(path) is None:
+          if os.path.isdir(path):
+            continue  # a local glob can match directories; we embed files
+          path = os.path.abspath(path)  # one spelling per file: './a.wav' == 'a.wav'
         found += 1
         yield AudioFile(
             uri=path,

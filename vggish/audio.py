@@ -21,10 +21,23 @@ reference does. A file whose header claims more frames than it holds is decoded 
 as its data goes (``AudioStream.frames_decoded`` tells how far); the header's count is
 only reported in ``AudioInfo.num_frames``.
 
-Errors are ``DecodeError`` / ``AudioContentError`` with a stable ``error_type``:
-``not_found``, ``permission_denied``, ``empty_file``, ``unsupported_format``,
-``no_audio_stream``, ``corrupt_audio``, ``invalid_sample_rate``, ``no_channels``,
-``non_finite_samples``.
+Errors carry a stable ``error_type`` (the ``errors/`` column):
+
+================== ===================== ==============================================
+class              error_type            when
+================== ===================== ==============================================
+DecodeError        not_found             no such file / URI could not be opened
+DecodeError        permission_denied     local file not readable
+DecodeError        empty_file            0 bytes
+DecodeError        unsupported_format    neither libsndfile nor FFmpeg recognises it
+DecodeError        no_audio_stream       a container (image, video) without audio
+DecodeError        corrupt_audio         the decoder failed part-way through the data
+DecodeError        invalid_sample_rate   header sample rate <= 0
+AudioContentError  no_channels           header says 0 channels
+AudioContentError  non_finite_samples    NaN or +-inf samples (float WAV), with position
+================== ===================== ==============================================
+
+``vggish.stream`` adds ``no_samples`` (nothing decoded) and ``too_short``.
 """
 
 from __future__ import annotations

@@ -212,8 +212,8 @@ class _KaiserBest:
     self.groups = []
     for c0 in range(0, self.row_outputs, _COLUMNS_PER_GROUP):
       self.groups.append(self._group(c0, min(c0 + _COLUMNS_PER_GROUP, self.row_outputs)))
-    self.lo = min(a for _, _, a, _ in self.groups) - _MARGIN_SAMPLES
-    self.hi = max(a + w.shape[0] for _, _, a, w in self.groups) + _MARGIN_SAMPLES
+    self.lo = min(g[2] for g in self.groups) - _MARGIN_SAMPLES
+    self.hi = max(g[2] + g[3].shape[0] for g in self.groups) + _MARGIN_SAMPLES
 
   def _taps(self, offset_left: int, offset_right: int):
     """Left and right tap indices into the table for one pair of offsets."""
@@ -246,7 +246,7 @@ class _KaiserBest:
       weights[rows_right, k] = self.window[right] + self.col_eta_right[s] * self.delta[right]
       weights[rows_left, count + k] = self.delta[left]
       weights[rows_right, count + k] = -self.delta[right]
-    return c0, c1, start, weights
+    return c0, c1, start, weights, np.ascontiguousarray(weights[:, :count])
 
   # --- evaluation -----------------------------------------------------------------
   def input_needed(self, t0: int, t1: int) -> tuple[int, int]:
@@ -283,14 +283,17 @@ class _KaiserBest:
     n, off_l, eta_l, off_r, eta_r = self.timing.of(t)
     shift = eta_l.reshape(num_rows, self.row_outputs) - self.col_eta_left   # [rows, P*B]
     y = np.empty((num_rows, self.row_outputs), dtype=np.float64)
-    for c0, c1, start, weights in self.groups:
+    for c0, c1, start, weights, base in self.groups:
       first = r0 * self.row_inputs + start - seg_start
       view = np.lib.stride_tricks.as_strided(
           seg[first:], shape=(num_rows, weights.shape[0]),
           strides=(self.row_inputs * item, item), writeable=False)
-      prod = view @ weights                                      # [rows, 2 * count]
       count = c1 - c0
-      y[:, c0:c1] = prod[:, :count] + shift[:, c0:c1] * prod[:, count:]
+      if shift[:, c0:c1].any():
+        prod = view @ weights                                    # [rows, 2 * count]
+        y[:, c0:c1] = prod[:, :count] + shift[:, c0:c1] * prod[:, count:]
+      else:  # Exact float times (integer or dyadic ratios: 48k, 32k, 8k, ...).
+        y[:, c0:c1] = view @ base                                # [rows, count]
     y = y.reshape(-1)
     # Samples whose float time does not land on their column's nominal taps.
     row_index = np.repeat(np.arange(r0, r1, dtype=np.int64), self.row_outputs)

@@ -331,6 +331,9 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
   started = time.monotonic()
   started_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
   config = parse_config(argv)
+  # The launcher itself reads weights and writes run.json through FileSystems: give it the
+  # same options (s3 endpoint/credentials, GCS project) the workers get.
+  FileSystems.set_options(config.pipeline_options())
   resolved, weights = _resolve_weights(config)
   run_id = _new_run_id()
   settings = provenance_lib.settings(

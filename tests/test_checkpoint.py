@@ -119,3 +119,37 @@ def test_v2_layout_from_the_cli_equals_the_v1_fixture(test_weights, tmp_path, ca
     np.testing.assert_array_equal(again[name], first[name])
   with open(tmp_path / "vggish_pca_params.npz", "rb") as a, open(test_weights.pca_params, "rb") as b:
     assert a.read() == b.read()
+
+
+def _inspect_with_tensorflow(path):
+  reader = checkpoint._open_reader(path)
+  shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+  return {n: (tuple(shapes[n]), np.dtype(dtypes[n].as_numpy_dtype)) for n in sorted(shapes)}
+
+
+def test_inspect_reads_the_table_like_tensorflow_does(test_weights, tmp_path):
+  """The TF-free metadata parse agrees with TensorFlow's reader, V1 and V2, odd dtypes too."""
+  odd = _small_variables(vggish__conv5__weights=np.zeros((2, 1, 7), np.int64))
+  odd["global_step"] = np.array(7, np.int64)
+  odd["scalar_f64"] = np.array(1.5, np.float64)
+  paths = [test_weights.checkpoint,
+           write_checkpoint(odd, str(tmp_path / "odd.ckpt")),
+           write_checkpoint(odd, str(tmp_path / "v2" / "odd.ckpt"), checkpoint_format="V2")]
+  for path in paths:
+    fast = checkpoint._inspect_without_tensorflow(checkpoint.checkpoint_prefix(path))
+    assert dict(sorted(fast.items())) == _inspect_with_tensorflow(path), path
+    assert checkpoint.inspect_checkpoint(path) == _inspect_with_tensorflow(path)
+
+
+def test_validating_a_checkpoint_does_not_import_tensorflow(test_weights):
+  """A launcher that only validates the weights never pays TensorFlow's import."""
+  import subprocess
+  import sys
+
+  code = ("import sys; from vggish import checkpoint; "
+          f"checkpoint.validate_checkpoint({test_weights.checkpoint!r}); "
+          "print('tensorflow' in sys.modules)")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       check=True).stdout
+  assert out.strip() == "False"

@@ -290,6 +290,7 @@ def _main(kind: str) -> None:
   ports = {"gcs": _serve_gcs, "s3": _serve_s3}[kind]()
   print(json.dumps(ports), flush=True)
   sys.stdin.read()  # serve until the parent closes our stdin (or dies)
+  os._exit(0)  # the servers' threads are not daemons: leave without joining them
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def test_every_matched_input_is_in_exactly_one_of_clips_or_errors(corpus, output
 def test_bad_inputs_become_error_rows_with_stage_and_type(corpus, outputs):
   rows = {r["uri"]: r for r in outputs["errors"].to_pylist()}
   short = rows[_uri(corpus, pf.SHORT_FILE)]
-  assert (short["stage"], short["error_type"]) == ("decode", "too_short")
+  assert (short["stage"], short["error_type"]) == ("frontend", "too_short")
   corrupt = rows[_uri(corpus, pf.CORRUPT_FILE)]
   assert corrupt["stage"] == "decode"
   assert corrupt["error_type"] and not corrupt["error_type"].startswith("unexpected_")

@@ -7,19 +7,20 @@ batching in front of the model packs patches from many files into full batches.
 
 For every file exactly one *outcome* leaves on the ``outcomes`` output, keyed by uri:
 a ``ClipInfo`` (decoded; says how many frames were emitted) or an ``InputFailure``
-(stage ``decode``). A file that fails part-way may already have emitted patches; the
+(stage ``decode``: open/read/decode/sample problems; stage ``frontend``: too short for
+one frame under ``--short_clips reference``). A file that fails part-way may already have emitted patches; the
 join in ``PostprocessAndPool`` drops them, so the file is one errors row and no frames.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.records import AudioFile, ClipInfo, InputFailure
-from vggish.errors import InputError
+from vggish.errors import InputError, TooShortError
 from vggish.params import Params
 from vggish.redact import redact_text
 
@@ -31,10 +32,14 @@ _MAX_MESSAGE_CHARS = 2000
 
 
 def failure_from_exception(file: AudioFile, stage: str, error: BaseException) -> InputFailure:
-  """An ``InputFailure`` for ``error``: InputErrors keep their ``error_type``; anything
-  else is ``unexpected_<ExceptionClass>`` so bugs stay visible but never fail the run."""
+  """An ``InputFailure`` for ``error``: InputErrors keep their ``error_type``; a file that
+  cannot be opened or read (a directory, no permission, vanished) is ``unreadable``;
+  anything else is ``unexpected_<ExceptionClass>`` so bugs stay visible but never fail
+  the run."""
   if isinstance(error, InputError):
     error_type = error.error_type
+  elif isinstance(error, (OSError, BeamIOError)):
+    error_type = "unreadable"
   else:
     error_type = "unexpected_" + type(error).__name__
   message = redact_text(f"{type(error).__name__}: {error}")  # no credentials in errors/
@@ -85,12 +90,12 @@ class _ExtractPatchesFn(beam.DoFn):
           padded=bool(stats.padded))))
     except Exception as error:  # pylint: disable=broad-except
       # One bad file never fails the run: it becomes one errors row (see module doc).
+      stage = "frontend" if isinstance(error, TooShortError) else "decode"
       yield beam.pvalue.TaggedOutput(
-          OUTCOMES_TAG, (uri, failure_from_exception(file, "decode", error)))
+          OUTCOMES_TAG, (uri, failure_from_exception(file, stage, error)))
 
 
 def _too_short(duration_seconds: float, params: Params):
-  from vggish.errors import TooShortError  # pylint: disable=import-outside-toplevel
   return TooShortError(
       f"expected at least {params.patch_span_seconds} s of audio for one frame, found "
       f"{duration_seconds:.3f} s; use --short_clips pad to embed short clips zero-padded")

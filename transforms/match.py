@@ -34,9 +34,9 @@ class _MatchPatternFn(beam.DoFn):
       for metadata in result.metadata_list:
         path = metadata.path
         if FileSystems.get_scheme(path) is None:
-          if os.path.isdir(path):
-            continue  # a local glob can match directories; we embed files
-          path = os.path.abspath(path)  # one spelling per file: './a.wav' == 'a.wav'
+          # One spelling per file: './a.wav' == 'a.wav'. (Globs list regular files only; a
+          # directory named explicitly is kept and becomes an 'unreadable' errors row.)
+          path = os.path.abspath(path)
         found += 1
         yield AudioFile(
             uri=path,

@@ -78,8 +78,8 @@ class ClipInfo:
 class InputFailure:
   """One input that produced no embeddings; becomes one row of ``errors/``.
 
-  ``stage`` is where it failed: ``match``, ``decode`` (open/decode/front end),
-  ``inference`` or ``postprocess``. ``error_type`` is a stable snake_case name.
+  ``stage`` is where it failed: ``match``, ``decode`` (open/read/decode, bad samples),
+  ``frontend`` (too short for one frame), ``inference`` or ``postprocess``. ``error_type`` is a stable snake_case name.
   """
   file: AudioFile
   stage: str

@@ -43,7 +43,7 @@ from transforms.extract import ExtractLogMelPatches
 from transforms.match import MatchAudio
 from transforms.postprocess import PostprocessAndPool
 from transforms.write import OUTPUT_SUBDIRS, WriteEmbeddings
-from vggish.errors import AudiobeamError, ConfigError
+from vggish.errors import AudiobeamError
 from vggish.redact import redact_uri
 
 __all__ = ["run", "main", "build_pipeline", "RunSummary", "WorkerWeights", "RUN_JSON"]
@@ -177,9 +177,10 @@ def _make_runner(config: EmbedConfig, options):
     return None  # Beam resolves the runner named in the options.
   # Like DirectRunner, hand the options to the runner's provision info: in
   # multi_processing mode that is how worker processes get them (e.g. s3/gcs settings).
-  from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=import-outside-toplevel
-  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=import-outside-toplevel
-  from apache_beam.runners.portability.portable_runner import JobServiceHandle  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from apache_beam.portability.api import beam_provision_api_pb2
+  from apache_beam.runners.portability.fn_api_runner import fn_runner
+  from apache_beam.runners.portability.portable_runner import JobServiceHandle
   encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
   return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
@@ -191,8 +192,8 @@ def _metrics(result) -> dict[str, int]:
   out: dict[str, int] = {}
   try:
     ours = result.metrics().query(MetricsFilter().with_namespace(_NAMESPACE))
-    model = result.metrics().query(
-        MetricsFilter().with_namespace(MODEL_METRICS_NAMESPACE).with_name("inference_request_batch_size"))
+    model = result.metrics().query(MetricsFilter().with_namespace(
+        MODEL_METRICS_NAMESPACE).with_name("inference_request_batch_size"))
   except Exception:  # pylint: disable=broad-except  # some runners cannot query metrics
     return out
 
@@ -250,7 +251,7 @@ def _tfrecord_count(paths: Sequence[str]) -> int:
 
 def _count_outputs(config: EmbedConfig, run_id: str, metrics: dict[str, int]):
   outputs = {sub: _run_parts(config.output, sub, run_id) for sub in OUTPUT_SUBDIRS}
-  files_embedded, _ = _parquet_rows(outputs["clips"])
+  files_embedded, durations = _parquet_rows(outputs["clips"], "duration_seconds")
   errors, error_types = _parquet_rows(outputs["errors"], "error_type")
   errors_by_type: dict[str, int] = {}
   for error_type in error_types:
@@ -262,7 +263,7 @@ def _count_outputs(config: EmbedConfig, run_id: str, metrics: dict[str, int]):
       "errors": errors,
       "errors_by_type": errors_by_type,
       "frames": metrics.get("frames", 0),
-      "audio_seconds": metrics.get("audio_milliseconds", 0) / 1000.0,
+      "audio_seconds": float(sum(durations)),  # of the embedded clips, as written
   }
   if "parquet" in config.format:
     counts["frames"], _ = _parquet_rows(outputs["frames"])
@@ -382,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   try:
     summary = run(argv)
-  except (ConfigError, AudiobeamError) as error:
+  except AudiobeamError as error:  # ConfigError, AssetError, ...: said before any job ran
     print(f"error: {error}", file=sys.stderr)
     return 2
   print(summary.format())

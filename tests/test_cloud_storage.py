@@ -122,28 +122,12 @@ def test_pipeline_reads_and_writes_gcs_through_emulator(gcs_emulator, local_corp
   _check_outputs(gcs_emulator, root, summary)
 
 
-@pytest.fixture()
-def s3_options_preset_for_launcher(s3_emulator):
-  """Workaround: hands the S3 flags to Beam FileSystems before ``run()`` does.
-
-  ``pipelines.embed.run`` resolves the weights (``vggish.assets`` -> FileSystems) before
-  it builds the ``beam.Pipeline`` that calls ``FileSystems.set_options``, so in the
-  launcher an ``s3://`` checkpoint is fetched without ``--s3_endpoint_url`` and friends
-  (against a real S3 only the env credentials would apply). Until ``run()`` calls
-  ``FileSystems.set_options(config.pipeline_options())`` first, set them here.
-  """
-  from apache_beam.io.filesystems import FileSystems
-  from apache_beam.options.pipeline_options import PipelineOptions
-  previous = FileSystems._pipeline_options  # pylint: disable=protected-access
-  FileSystems.set_options(PipelineOptions(s3_emulator.beam_flags))
-  yield
-  FileSystems.set_options(previous)
-
-
-def test_pipeline_reads_and_writes_s3_through_emulator_with_s3_options_preset_for_launcher(
-    s3_emulator, s3_options_preset_for_launcher, local_corpus, test_weights, tmp_path):
+def test_pipeline_reads_and_writes_s3_through_emulator(s3_emulator, local_corpus, test_weights,
+                                                        tmp_path):
   root = _upload_case(s3_emulator, "audiobeam-s3-case", local_corpus, test_weights)
 
+  # Only the flags point at the emulator: the launcher (weights, run.json) and the
+  # workers both get them through the pipeline options.
   summary = _run_pipeline(root, tmp_path / "cache", s3_emulator.beam_flags)
 
   _check_outputs(s3_emulator, root, summary)

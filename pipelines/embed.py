@@ -24,8 +24,10 @@ import datetime
 import glob
 import json
 import logging
+import os
 import sys
 import time
+import traceback
 import uuid
 from typing import Any, Sequence
 
@@ -38,13 +40,14 @@ from apache_beam.runners.runner import PipelineState
 from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
                                parse_config)
 from transforms import provenance as provenance_lib
-from transforms.embed import MODEL_METRICS_NAMESPACE, EmbedWithVGGish, VGGishModelHandler
+from transforms.embed import (MODEL_METRICS_NAMESPACE, EmbedWithVGGish, VGGishModelHandler,
+                              poison_patch_for_test)
 from transforms.extract import ExtractLogMelPatches
 from transforms.match import MatchAudio
 from transforms.postprocess import PostprocessAndPool
 from transforms.write import OUTPUT_SUBDIRS, WriteEmbeddings
 from vggish.errors import AudiobeamError
-from vggish.redact import redact_uri
+from vggish.redact import redact_text, redact_uri
 
 __all__ = ["run", "main", "build_pipeline", "RunSummary", "WorkerWeights", "RUN_JSON"]
 
@@ -100,7 +103,7 @@ class RunSummary:
         f"frames: {c['frames']}" + self._model_calls(),
         f"  errors by type: {errors_by_type}",
         f"  wall time: {self.wall_seconds:.1f} s",
-        f"  outputs: {self.output} ({', '.join(k for k, v in self.outputs.items() if v)}; "
+        f"  outputs: {redact_uri(self.output)} ({', '.join(k for k, v in self.outputs.items() if v)}; "
         f"{RUN_JSON})",
     ]
     return "\n".join(lines)
@@ -130,6 +133,20 @@ def _resolve_weights(config: EmbedConfig):
                                  resolved.pca_params_uri, resolved.pca_params_sha256)
 
 
+TEST_ONLY_FAULT_ENV = "AUDIOBEAM_TEST_ONLY_INFERENCE_FAULT_URIS"
+
+
+def _test_only_inference_fault_uris() -> frozenset:
+  """TEST ONLY fault injection: a JSON list of URIs in the environment variable
+  ``AUDIOBEAM_TEST_ONLY_INFERENCE_FAULT_URIS`` whose model calls are made to fail, to test
+  that an inference failure is isolated to its file. Unset: nothing is injected."""
+  value = os.environ.get(TEST_ONLY_FAULT_ENV)
+  if not value:
+    return frozenset()
+  _LOGGER.warning("TEST-ONLY inference fault injection is on (%s is set)", TEST_ONLY_FAULT_ENV)
+  return frozenset(json.loads(value))
+
+
 def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, weights: WorkerWeights, *,
                    run_id: str, provenance: dict[str, Any],
                    select_files: beam.PTransform | None = None) -> dict[str, Any]:
@@ -149,6 +166,10 @@ def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, weights: Worker
     files = files | "SelectFiles" >> select_files
   patches, outcomes = files | "ExtractLogMelPatches" >> ExtractLogMelPatches(
       params, config.resampler, config.short_clips)
+  fault_uris = _test_only_inference_fault_uris()
+  if fault_uris:  # TEST ONLY (tests/test_hostile_inputs.py): never set in production
+    patches = patches | "TestOnlyInjectInferenceFaults" >> beam.Map(
+        poison_patch_for_test, fault_uris)
   frames = patches | "EmbedWithVGGish" >> EmbedWithVGGish(handler)
   clips, clip_failures = (outcomes, frames) | "PostprocessAndPool" >> PostprocessAndPool(
       weights.pca_params_uri, pca_params_sha256=weights.pca_params_sha256, params=params,
@@ -378,14 +399,39 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
   return summary
 
 
+class _RedactingFilter(logging.Filter):
+  """Handler filter: log lines (and their tracebacks) pass through ``redact_text`` so a
+  URI's password or signed-URL signature never reaches a log collector."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    redacted = redact_text(message)
+    if redacted != message:
+      record.msg, record.args = redacted, None
+    if record.exc_info and not record.exc_text:
+      record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+    return True
+
+
+def _redact_log_handlers() -> None:
+  for handler in logging.getLogger().handlers:
+    if not any(isinstance(f, _RedactingFilter) for f in handler.filters):
+      handler.addFilter(_RedactingFilter())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  """CLI entry: prints the summary; configuration errors exit 2 with the message."""
+  """CLI entry: prints the summary; configuration errors exit 2 with the message; an
+  unexpected crash exits 1 with its traceback. Everything printed is redacted."""
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+  _redact_log_handlers()
   try:
     summary = run(argv)
   except AudiobeamError as error:  # ConfigError, AssetError, ...: said before any job ran
-    print(f"error: {error}", file=sys.stderr)
+    print(f"error: {redact_text(str(error))}", file=sys.stderr)
     return 2
+  except Exception:  # pylint: disable=broad-except  # shown, minus credentials
+    print(redact_text(traceback.format_exc()), file=sys.stderr)
+    return 1
   print(summary.format())
   return 0
 

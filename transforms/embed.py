@@ -26,7 +26,8 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from transforms.records import InferenceFailure
 from vggish.params import Params
 
-__all__ = ["VGGishModelHandler", "EmbedWithVGGish", "verify_sha256", "MODEL_METRICS_NAMESPACE"]
+__all__ = ["VGGishModelHandler", "EmbedWithVGGish", "verify_sha256", "MODEL_METRICS_NAMESPACE",
+           "poison_patch_for_test"]
 
 _NAMESPACE = "audiobeam"
 MODEL_METRICS_NAMESPACE = "audiobeam_vggish"
@@ -74,7 +75,7 @@ class VGGishModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     if not batch:
       return []
     try:
-      raw = model(np.stack(batch))
+      raw = _checked_call(model, np.stack(batch))
     except Exception:  # pylint: disable=broad-except
       if len(batch) == 1:
         raise
@@ -87,7 +88,7 @@ class VGGishModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     results = []
     for patch in batch:
       try:
-        inference = model(patch[np.newaxis])[0]
+        inference = _checked_call(model, patch[np.newaxis])[0]
       except Exception as error:  # pylint: disable=broad-except
         inference = InferenceFailure("inference_failed", f"{type(error).__name__}: {error}"[:2000])
       results.append(PredictionResult(example=None, inference=inference))
@@ -98,6 +99,30 @@ class VGGishModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
 
   def get_metrics_namespace(self) -> str:
     return MODEL_METRICS_NAMESPACE
+
+
+def _checked_call(model, patches: np.ndarray) -> np.ndarray:
+  """``model(patches)`` with its contract enforced: finite float32 [N, 96, 64] in, finite
+  [N, 128] out. A violation raises, so the patch's file becomes an ``inference`` errors
+  row instead of NaN embeddings in the output."""
+  if not np.isfinite(patches).all():
+    raise ValueError("expected finite log-mel patches, found NaN or inf (extreme sample "
+                     "values or a front-end bug); the file's frames are not embedded")
+  raw = model(patches)
+  if not np.isfinite(raw).all():
+    raise ValueError("the model returned NaN or inf for finite patches; the file's frames "
+                     "are not embedded")
+  return raw
+
+
+def poison_patch_for_test(keyed_patch, uris: frozenset):
+  """TEST ONLY fault injection: the patches of files in ``uris`` become NaN, so the model
+  call that holds them fails for real (see ``_checked_call``). Wired in only when the
+  environment variable ``AUDIOBEAM_TEST_ONLY_INFERENCE_FAULT_URIS`` is set."""
+  (uri, frame_index), patch = keyed_patch
+  if uri in uris:
+    patch = np.full_like(patch, np.nan)
+  return (uri, frame_index), patch
 
 
 def _to_frame(keyed_result):

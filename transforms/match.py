@@ -4,7 +4,10 @@ Patterns go through Beam FileSystems (local paths, ``gs://``, ``s3://``; globs
 including ``**``). We match in our own DoFn rather than ``fileio.MatchAll`` (which
 calls the same ``FileSystems.match``) so that a pattern matching nothing can be
 attributed to its pattern and become an ``errors/`` row (stage ``match``, error_type
-``no_match``) instead of vanishing. The same file matched by two patterns is kept once;
+``no_match``) instead of vanishing. A pattern that cannot be matched at all (a scheme
+Beam has no filesystem for, a listing that fails) is also one ``errors/`` row (stage
+``match``, error_type ``unsupported_scheme`` / ``match_failed``), never a failed run; its
+message goes through ``vggish.redact`` like every errors row. The same file matched by two patterns is kept once;
 local paths are made absolute first, so ``a.wav`` and ``./a.wav`` are one input and the
 ``uri`` column does not depend on the working directory.
 """
@@ -18,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.records import AudioFile, InputFailure
+from vggish.redact import redact_text, redact_uri
 
 __all__ = ["MatchAudio", "FAILURES_TAG"]
 
@@ -29,8 +33,20 @@ class _MatchPatternFn(beam.DoFn):
   """pattern -> AudioFile per match; TaggedOutput(failures) for a pattern matching nothing."""
 
   def process(self, pattern: str):
+    try:
+      results = FileSystems.match([pattern])
+    except Exception as error:  # pylint: disable=broad-except  # one bad pattern != failed run
+      unsupported = isinstance(error, ValueError) and "Unable to get filesystem" in str(error)
+      yield beam.pvalue.TaggedOutput(FAILURES_TAG, InputFailure(
+          file=AudioFile(uri=pattern), stage="match",
+          error_type="unsupported_scheme" if unsupported else "match_failed",
+          message=redact_text(
+              f"expected to list files matching {redact_uri(pattern)!r}, found "
+              f"{type(error).__name__}: {error}; check the --input pattern and its scheme "
+              "(local paths, gs://, s3://) and that the storage is reachable")[:2000]))
+      return
     found = 0
-    for result in FileSystems.match([pattern]):
+    for result in results:
       for metadata in result.metadata_list:
         path = metadata.path
         if FileSystems.get_scheme(path) is None:

@@ -97,6 +97,9 @@ class HostileCase:
     ``*.wav`` is never matched by a glob).
   needs_non_root: True when the trouble only exists for a process without
     root's CAP_DAC_OVERRIDE (chmod 000 does not stop root from reading).
+  inject_inference_fault: True for a valid file whose model calls the run makes fail
+    through the pipeline's TEST-ONLY hook (environment variable
+    ``AUDIOBEAM_TEST_ONLY_INFERENCE_FAULT_URIS``); ``Corpus.fault_uris`` lists them.
   """
 
   name: str
@@ -107,6 +110,7 @@ class HostileCase:
   expected_pad: Expected | None = None
   explicit_input: bool = False
   needs_non_root: bool = False
+  inject_inference_fault: bool = False
 
   def expected_for(self, short_clips: str) -> Expected:
     if short_clips == "pad" and self.expected_pad is not None:
@@ -337,6 +341,12 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("directory_named_wav", "directory.wav",
                 "a directory named like a WAV, passed as its own --input",
                 _directory, _error("decode", "unreadable"), explicit_input=True),
+    # --- faults ------------------------------------------------------------------
+    HostileCase("injected_inference_fault", "inference_fault.wav",
+                "valid 2 s WAV whose model call is made to fail (TEST-ONLY fault hook); "
+                "its batch neighbours must still embed",
+                _write_sf(32000, 16000), _error("inference", "inference_failed"),
+                inject_inference_fault=True),
     # --- names -------------------------------------------------------------------
     HostileCase("non_ascii_and_spaces", "h\u00e9llo w\u00f6rld \u97f3\u58f0 e\u0301.wav",
                 "non-ASCII (precomposed and combining accents, CJK) and spaces in the name",
@@ -366,6 +376,11 @@ class Corpus:
 
   def uri(self, name: str) -> str:
     return str(self.paths[name])
+
+  @property
+  def fault_uris(self) -> list[str]:
+    """URIs to pass to the TEST-ONLY inference fault hook."""
+    return [self.uri(c.name) for c in self.cases if c.inject_inference_fault]
 
 
 def write_corpus(directory: str | os.PathLike, *, include_non_root_cases: bool = True

@@ -88,13 +88,14 @@ class EmbedRun:
 
 
 def run_embed(argv: Sequence[str], *, home: Path, drop_file_permission_override: bool = False,
-              timeout_seconds: float = 300) -> EmbedRun:
+              extra_env: dict[str, str] | None = None, timeout_seconds: float = 300) -> EmbedRun:
   """Runs ``python -m pipelines.embed argv`` to completion (cwd: the repo root)."""
   home.mkdir(parents=True, exist_ok=True)
+  env = embed_env(home)
+  env.update(extra_env or {})
   proc = subprocess.run(
       embed_command(argv, drop_file_permission_override=drop_file_permission_override),
-      cwd=REPO_ROOT, env=embed_env(home), capture_output=True, text=True,
-      timeout=timeout_seconds)
+      cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout_seconds)
   return EmbedRun(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -12,6 +12,7 @@ on hostile *URIs* (credentials never reach logs, errors rows or run.json).
 from __future__ import annotations
 
 import collections
+import json
 import os
 import pickle
 import re
@@ -26,6 +27,9 @@ import robust_fixtures
 from hostile_corpus import EMBEDDED, ERROR
 
 _CORPUS_TIMEOUT_SECONDS = 600
+# Larger than the corpus' ~40 patches: every patch, the injected fault's included, goes
+# into one model call, so the fault really has good neighbours in its batch.
+_BATCH_SIZE = 64
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +41,13 @@ def hostile_run(test_weights, tmp_path_factory):
   corpus = hostile_corpus.write_corpus(root / "corpus", include_non_root_cases=unprivileged)
   out = root / "out"
   argv = ["--output", str(out), "--checkpoint", test_weights.checkpoint,
-          "--pca_params", test_weights.pca_params, "--batch_size", "16"]
+          "--pca_params", test_weights.pca_params, "--batch_size", str(_BATCH_SIZE)]
   for pattern in corpus.input_patterns:
     argv += ["--input", pattern]
-  run = robust_fixtures.run_embed(argv, home=root / "home", drop_file_permission_override=drop,
-                                  timeout_seconds=_CORPUS_TIMEOUT_SECONDS)
+  run = robust_fixtures.run_embed(
+      argv, home=root / "home", drop_file_permission_override=drop,
+      extra_env={"AUDIOBEAM_TEST_ONLY_INFERENCE_FAULT_URIS": json.dumps(corpus.fault_uris)},
+      timeout_seconds=_CORPUS_TIMEOUT_SECONDS)
   assert run.returncode == 0, f"the run failed (a bad file must never fail it):\n{run.stderr[-4000:]}"
   return corpus, robust_fixtures.read_outputs(out), run, unprivileged
 
@@ -77,6 +83,23 @@ def test_hostile_input_has_its_documented_outcome(hostile_run, case):
     row = errors[0]
     assert (row["stage"], row["error_type"]) == (expected.stage, expected.error_type), row
     assert row["message"], "an errors row must say what went wrong"
+
+
+def test_injected_inference_fault_is_isolated_so_batch_neighbours_still_embed(hostile_run):
+  """TEST-ONLY fault hook: the fault file's patches reach the model as NaN, so the batch
+  call holding them (with every other file's patches) fails for real; the handler retries
+  per patch, the fault file becomes one ``inference`` errors row, the rest embed."""
+  corpus, outputs, _, _ = hostile_run
+  (fault_uri,) = corpus.fault_uris
+  metrics = outputs.run_record["metrics"]
+  assert metrics.get("inference_batches_isolated", 0) >= 1, metrics
+  errors = [r for r in outputs.rows("errors") if r["uri"] == fault_uri]
+  assert [(r["stage"], r["error_type"]) for r in errors] == [("inference", "inference_failed")]
+  assert "finite" in errors[0]["message"]
+  embedded = [c for c in corpus.cases if c.expected.outcome == EMBEDDED]
+  assert len(outputs.rows("clips")) == len(embedded) > 10
+  frames = outputs.tables["frames"].num_rows
+  assert frames < _BATCH_SIZE, "all patches must fit one batch for this test to mean anything"
 
 
 def test_every_matched_input_lands_in_exactly_one_of_clips_or_errors(hostile_run):

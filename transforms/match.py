@@ -47,7 +47,7 @@ class _MatchPatternFn(beam.DoFn):
       return
     found = 0
     for result in results:
-      for metadata in result.metadata_list:
+      for metadata in _largest_first(result.metadata_list):
         path = metadata.path
         if FileSystems.get_scheme(path) is None:
           # One spelling per file: './a.wav' == 'a.wav'. (Globs list regular files only; a
@@ -64,6 +64,17 @@ class _MatchPatternFn(beam.DoFn):
           file=AudioFile(uri=pattern), stage="match", error_type="no_match",
           message=(f"expected at least one file matching {pattern!r}, found none; check the "
                    "--input pattern (globs: *, ?, ** via Beam FileSystems)")))
+
+
+def _largest_first(metadata_list):
+  """Matches ordered by size, largest first (unknown sizes last).
+
+  The local multi-processing runner hands the grouped files to its workers round-robin
+  in this order, so largest-first spreads long files evenly over the workers instead of
+  by directory-listing order (measured: 2 long files + 20 clips on 2 workers had both
+  long files on one worker, ~3x the other's work). Other runners ignore the order.
+  """
+  return sorted(metadata_list, key=lambda m: -(m.size_in_bytes or 0))
 
 
 def _first(uri_and_files):

@@ -36,7 +36,6 @@ COPY setup.py ./
 COPY vggish/ vggish/
 COPY transforms/ transforms/
 COPY pipelines/ pipelines/
-COPY configs/ configs/
 
 # Install audiobeam with the pins from setup.py; fail the build if that moved Beam or
 # TensorFlow away from the versions the launcher and this file expect.

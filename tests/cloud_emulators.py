@@ -1,6 +1,7 @@
 """Local GCS and S3 emulators for tests: real HTTP servers on loopback, ephemeral ports.
 
-Fixtures (session scope; import them into a test module with
+Fixtures (module scope, so the environment they set never outlives the test module that
+asked for them; import them with
 ``from cloud_emulators import gcs_emulator, s3_emulator  # noqa: F401``):
 
 * ``gcs_emulator`` -> ``GcsEmulator``: gcp-storage-emulator (in memory) in a child
@@ -199,7 +200,7 @@ def fake_service_account_json(path: str | os.PathLike, token_uri: str) -> str:
   return str(path)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def gcs_emulator(tmp_path_factory) -> Iterator[GcsEmulator]:
   """gcp-storage-emulator on 127.0.0.1:ephemeral with env set for Beam's GcsIO."""
   with start_emulator("gcs") as ports, pytest.MonkeyPatch.context() as env:
@@ -219,7 +220,7 @@ def gcs_emulator(tmp_path_factory) -> Iterator[GcsEmulator]:
     yield GcsEmulator(endpoint=endpoint, project=_PROJECT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def s3_emulator() -> Iterator[S3Emulator]:
   """moto S3 server on 127.0.0.1:ephemeral with fake AWS credentials in the env."""
   with start_emulator("s3") as ports, pytest.MonkeyPatch.context() as env:

@@ -32,7 +32,7 @@ DecodeError        empty_file            0 bytes
 DecodeError        unsupported_format    neither libsndfile nor FFmpeg recognises it
 DecodeError        no_audio_stream       a container (image, video) without audio
 DecodeError        corrupt_audio         the decoder failed part-way through the data
-DecodeError        invalid_sample_rate   header sample rate <= 0
+DecodeError        invalid_sample_rate   header rate outside 1000 Hz .. 3.072 MHz
 AudioContentError  no_channels           header says 0 channels
 AudioContentError  non_finite_samples    NaN or +-inf samples (float WAV), with position
 ================== ===================== ==============================================
@@ -60,6 +60,9 @@ __all__ = [
     "decode_audio",
     "to_mono",
     "DEFAULT_BLOCK_FRAMES",
+    "MIN_SAMPLE_RATE_HZ",
+    "MAX_SAMPLE_RATE_HZ",
+    "check_sample_rate",
 ]
 
 Source = Union[str, os.PathLike, BinaryIO]
@@ -68,6 +71,12 @@ DEFAULT_BLOCK_FRAMES = 1 << 20
 """Frames per block when none is given (about 22 s at 48 kHz; 16 MB for stereo)."""
 
 _SPOOL_CHUNK_BYTES = 1 << 22
+
+# Sample rates accepted from a file header. Real audio lies well inside (8 kHz telephone
+# to 768 kHz DXD); outside it a header is corrupt, and resampling it to 16 kHz would be
+# absurd (1 Hz -> 16000 outputs per input sample) or beyond the filter table's resolution.
+MIN_SAMPLE_RATE_HZ = 1000
+MAX_SAMPLE_RATE_HZ = 3_072_000
 
 # libsndfile subtypes holding integer PCM (WAV/AIFF/FLAC/ALAC/...; "PCM_16", "ALAC_24").
 _INTEGER_SUBTYPE_PREFIXES = ("PCM_", "ALAC_")
@@ -240,10 +249,18 @@ def _ensure_seekable(fileobj, stack: contextlib.ExitStack):
   return fileobj
 
 
+def check_sample_rate(sample_rate_hz, name: str = "audio") -> int:
+  """The rate as an int, or ``DecodeError('invalid_sample_rate')`` outside the sane range."""
+  if not MIN_SAMPLE_RATE_HZ <= sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+    raise DecodeError(
+        f"{name}: sample rate {sample_rate_hz} Hz; expected {MIN_SAMPLE_RATE_HZ} to "
+        f"{MAX_SAMPLE_RATE_HZ} Hz (a corrupt header, or not audio).",
+        error_type="invalid_sample_rate")
+  return int(sample_rate_hz)
+
+
 def _check_header(info: AudioInfo, name: str) -> None:
-  if info.sample_rate_hz <= 0:
-    raise DecodeError(f"{name}: sample rate {info.sample_rate_hz} Hz in the header; expected > 0.",
-                      error_type="invalid_sample_rate")
+  check_sample_rate(info.sample_rate_hz, name)
   if info.channels <= 0:
     raise AudioContentError(f"{name}: {info.channels} audio channels; expected at least 1.",
                             error_type="no_channels")

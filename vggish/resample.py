@@ -68,8 +68,10 @@ _OUTPUTS_PER_STEP = 1 << 18
 # make more, smaller matrix products.
 _COLUMNS_PER_GROUP = 32
 # Rate pairs whose polyphase row would exceed this many outputs (e.g. 44099 Hz -> 16 kHz,
-# 16000 phases) are evaluated with resampy's own kernel instead: same values, slower.
+# 16000 phases) are evaluated with resampy's own kernel instead: same values, slower...
 _MAX_ROW_OUTPUTS = 8192
+# ... and so are rate pairs whose tap matrices would take more memory than this.
+_MAX_PLAN_BYTES = 32 << 20
 # Extra input samples kept on each side of a row window, for samples whose float time
 # falls one input sample away from their phase's nominal position.
 _MARGIN_SAMPLES = 2
@@ -88,6 +90,11 @@ def _check_rates(sr_in_hz, sr_out_hz) -> tuple[int, int]:
     if isinstance(rate, (bool, np.bool_)) or not float(rate).is_integer() or rate <= 0:
       raise ConfigError(f"{name} must be a positive whole number of Hz, got {rate!r}.")
     rates.append(int(rate))
+  _, precision = _kaiser_best_table()
+  if rates[1] * precision < rates[0]:
+    raise ConfigError(
+        f"cannot downsample {rates[0]} Hz to {rates[1]} Hz: the ratio is below 1/{precision}, "
+        "finer than the kaiser_best filter table resolves.")
   return rates[0], rates[1]
 
 
@@ -328,20 +335,29 @@ class _KaiserBest:
     return out
 
 
-def _kaiser_row_outputs(sr_in_hz: int, sr_out_hz: int) -> int:
-  """Outputs per polyphase row, computed cheaply (mirrors _KaiserBest.__init__)."""
+def _kaiser_plan_size(sr_in_hz: int, sr_out_hz: int) -> tuple[int, float]:
+  """(outputs per polyphase row, approx. tap-matrix bytes), mirroring _KaiserBest."""
   g = math.gcd(sr_in_hz, sr_out_hz)
   p, q = sr_out_hz // g, sr_in_hz // g
   window, precision = _kaiser_best_table()
   step = int(min(1.0, float(sr_out_hz) / sr_in_hz) * precision)
-  need = 2 * (window.shape[0] // step + 1) + 2 * _MARGIN_SAMPLES + _COLUMNS_PER_GROUP * q / p
-  return p * max(1, int(math.ceil(need / q)))
+  wings = 2 * (window.shape[0] // step + 1) + 2 * _MARGIN_SAMPLES
+  row_outputs = p * max(1, int(math.ceil((wings + _COLUMNS_PER_GROUP * q / p) / q)))
+  width = wings + (_COLUMNS_PER_GROUP - 1) * q / p
+  groups = math.ceil(row_outputs / _COLUMNS_PER_GROUP)
+  return row_outputs, groups * width * 3 * _COLUMNS_PER_GROUP * 8.0
 
 
-@functools.lru_cache(maxsize=16)
+def _kaiser_row_outputs(sr_in_hz: int, sr_out_hz: int) -> int:
+  return _kaiser_plan_size(sr_in_hz, sr_out_hz)[0]
+
+
+@functools.lru_cache(maxsize=8)
 def _kaiser_plan(sr_in_hz: int, sr_out_hz: int):
-  """The polyphase plan, or resampy's kernel for rate pairs with too many phases."""
-  if _kaiser_row_outputs(sr_in_hz, sr_out_hz) > _MAX_ROW_OUTPUTS:
+  """The polyphase plan, or resampy's own kernel for rate pairs whose plan would be big
+  (many phases, or a very long filter when downsampling a lot): same values, slower."""
+  row_outputs, nbytes = _kaiser_plan_size(sr_in_hz, sr_out_hz)
+  if row_outputs > _MAX_ROW_OUTPUTS or nbytes > _MAX_PLAN_BYTES:
     return _Resampy(sr_in_hz, sr_out_hz)
   return _KaiserBest(sr_in_hz, sr_out_hz)
 

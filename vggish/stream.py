@@ -27,7 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from vggish import features
-from vggish.audio import AudioStream, to_mono
+from vggish.audio import AudioStream, check_sample_rate, to_mono
 from vggish.errors import AudioContentError, ConfigError, TooShortError
 from vggish.params import Params
 from vggish.resample import DEFAULT_RESAMPLER, StreamingResampler, resample, _check_method
@@ -217,7 +217,8 @@ def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Param
 
   ``waveform`` is float in [-1, 1] at ``sample_rate_hz``; channels are averaged. Same
   code path as ``iter_patches`` (one block). Raises ``AudioContentError`` for NaN/inf
-  or an empty waveform and ``TooShortError`` as ``iter_patches`` does.
+  or an empty waveform, ``DecodeError('invalid_sample_rate')`` for a rate outside
+  ``vggish.audio``'s accepted range, and ``TooShortError`` as ``iter_patches`` does.
   """
   _check_method(resampler)
   _check_policy(short_clips)
@@ -232,6 +233,7 @@ def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Param
   if not np.isfinite(waveform).all():
     raise AudioContentError("waveform holds NaN or infinite samples; expected finite values.",
                             error_type="non_finite_samples")
+  sample_rate_hz = check_sample_rate(sample_rate_hz, "waveform")
   mono = to_mono(waveform)                                              # [n]
   signal = resample(mono, sample_rate_hz, params.sample_rate_hz, resampler)  # [m]
   assembler = _PatchAssembler(params)

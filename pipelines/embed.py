@@ -19,6 +19,7 @@ removes the leftovers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import glob
@@ -34,7 +35,7 @@ from typing import Any, Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import SetupOptions
+from apache_beam.options.pipeline_options import DirectOptions, SetupOptions
 from apache_beam.runners.runner import PipelineState
 
 from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
@@ -205,6 +206,37 @@ def _make_runner(config: EmbedConfig, options):
   encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
   return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+INTRA_OP_THREADS_ENV = "TF_NUM_INTRAOP_THREADS"
+
+
+@contextlib.contextmanager
+def _share_cores_between_workers(options):
+  """Local multi-processing: size each worker's TensorFlow pool to its share of the cores.
+
+  Every worker process runs its own TensorFlow, whose intra-op pool defaults to one
+  thread per core, so N workers would run N x cores model threads on the machine.
+  Workers are spawned during ``pipeline.run()`` with the launcher's environment, so
+  ``TF_NUM_INTRAOP_THREADS`` is set to ``cores // N`` (at least 1) for that call and
+  restored after; a value the user exported wins. Measured model throughput per
+  CPU-second with two concurrent workers on 2 cores: 62.5 (1 thread each) vs 57.5
+  (2 threads each) patches.
+  """
+  direct = options.view_as(DirectOptions)
+  if direct.direct_running_mode != "multi_processing" or INTRA_OP_THREADS_ENV in os.environ:
+    yield
+    return
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except AttributeError:  # Not Linux.
+    cores = os.cpu_count() or 1
+  workers = direct.direct_num_workers or cores  # 0 means one worker per core.
+  os.environ[INTRA_OP_THREADS_ENV] = str(max(1, cores // workers))
+  try:
+    yield
+  finally:
+    os.environ.pop(INTRA_OP_THREADS_ENV, None)
 
 
 def _metrics(result) -> dict[str, int]:
@@ -379,8 +411,9 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
                       provenance=provenance, counts={}, metrics={}, outputs={},
                       wall_seconds=time.monotonic() - started)
   try:
-    result = pipeline.run()
-    state = result.wait_until_finish()
+    with _share_cores_between_workers(pipeline.options):
+      result = pipeline.run()
+      state = result.wait_until_finish()
     if state is not None and state != PipelineState.DONE:
       raise RuntimeError(f"expected the pipeline to finish DONE, found {state}")
   except BaseException:

@@ -233,9 +233,8 @@ def _pipeline_batches(output_dir: Path, batch_size: int, flops_per_patch: int) -
     return None
   stats = {"calls": calls, "patches": patches, "batch_size": batch_size,
            "mean_batch_size": patches / calls, "fill": patches / (calls * batch_size),
-           # With min = max = batch_size, only a bundle's last call can be short.
-           "full_calls_at_least": max(0, calls - (calls * batch_size - patches))
-           if patches <= calls * batch_size else None}
+           # min = max = batch_size: only a bundle's last call can be short.
+           "note": "batches have exactly batch_size patches but for each worker bundle's last"}
   latency_us = metrics.get("model_latency_micro_secs")
   if latency_us:
     stats["model_seconds"] = latency_us / 1e6

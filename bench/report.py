@@ -67,7 +67,7 @@ def format_text(report: dict) -> str:
     if batches:
       line = (f"\n{run['label']}: {batches['patches']} patches in {batches['calls']} model "
               f"calls, mean batch {batches['mean_batch_size']:.1f} of {batches['batch_size']} "
-              f"(fill {100 * batches['fill']:.1f}%, >= {batches['full_calls_at_least']} full)")
+              f"(fill {100 * batches['fill']:.1f}%)")
       if batches.get("model_seconds"):
         line += (f"; model busy {batches['model_seconds']:.1f} s -> "
                  f"{_rate(batches.get('model_gflops_per_second'))} GFLOP/s")

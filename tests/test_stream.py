@@ -154,3 +154,12 @@ def test_waveform_errors_are_typed():
     stream.waveform_to_patches(np.zeros(100), 16000, DEFAULT_PARAMS)
   with pytest.raises(ConfigError, match="short_clips"):
     stream.waveform_to_patches(np.zeros(100), 16000, DEFAULT_PARAMS, short_clips="drop")
+
+
+def test_absurdly_large_finite_samples_are_a_typed_error(tmp_path):
+  x = fx.sine(16000 * 2, 16000)
+  x[20000] = 1e308
+  sf.write(tmp_path / "huge.wav", x, 16000, subtype="DOUBLE")
+  with pytest.raises(AudioContentError) as info, np.errstate(all="ignore"):
+    _streamed(tmp_path / "huge.wav")
+  assert info.value.error_type == "non_finite_features"

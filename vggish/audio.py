@@ -37,7 +37,9 @@ AudioContentError  no_channels           header says 0 channels
 AudioContentError  non_finite_samples    NaN or +-inf samples (float WAV), with position
 ================== ===================== ==============================================
 
-``vggish.stream`` adds ``no_samples`` (nothing decoded) and ``too_short``.
+``vggish.stream`` adds ``no_samples`` (nothing decoded), ``non_finite_features``
+(finite but absurd samples, e.g. 1e300 in a float WAV, overflow the spectrum) and
+``too_short``.
 """
 
 from __future__ import annotations

@@ -122,8 +122,13 @@ class _PatchAssembler:
         return
       signal = self._buffer[:(count - 1) * hop + span]                    # [n]
       log_mel = features.log_mel_spectrogram(signal, self.params)          # [F, 64]
-      patches = features.frame_patches(log_mel, self.params)              # [count, 96, 64]
-      block = PatchBlock(self.num_patches, patches.astype(np.float32))
+      patches = features.frame_patches(log_mel, self.params).astype(np.float32)  # [count, 96, 64]
+      if not np.isfinite(patches).all():
+        raise AudioContentError(
+            f"{self.name}: the log-mel spectrogram overflows (peak |sample| "
+            f"{np.abs(signal).max():.3g}); expected samples of order 1 (float audio in "
+            "[-1, 1]). Rescale the file.", error_type="non_finite_features")
+      block = PatchBlock(self.num_patches, patches)
       self.num_patches += count
       consumed = count * hop
       if consumed >= self._buffer.shape[0]:

@@ -99,7 +99,7 @@ def _require_skip_existing_flag():
   if "skip_existing" in {f.name for f in dataclasses.fields(EmbedConfig)}:
     return
   message = ("pipelines.embed has no --skip_existing yet: transforms/manifest.py is not wired "
-             "into pipelines/embed.py (see the wiring in transforms/manifest.py's docstring)")
+             "into pipelines/embed.py (wiring: transforms/manifest.py docstring)")
   if os.environ.get("CI", "").lower() == "true":
     pytest.fail(message)
   pytest.skip(message)

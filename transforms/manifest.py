@@ -35,6 +35,13 @@ other output directories: ``gs://b/embeddings/dt=*`` lets a daily partitioned DA
 what any earlier partition embedded). The manifests are read inside the pipeline
 (fileio + CoGroupByKey on uri), so a manifest of millions of entries never has to fit in
 the launcher or be pickled into the job.
+
+Wiring in ``pipelines.embed.run`` (flags ``--skip_existing``, ``--existing_outputs``):
+build the job with ``select_files=SkipAlreadyEmbedded(manifest_patterns(output,
+existing_outputs), settings_sha256)``; after the job succeeded,
+``write_manifest(output, run_id, manifest_entries(clips_parts, errors_parts))``, then keep
+the part files of ``committed_run_ids(output)`` (a normal run keeps only its own) and
+``delete_manifests(output, kept_run_ids)``, so a manifest never outlives its run's files.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ functions the pipeline uses, one stage after the other, in one process:
             packed across files (as the pipeline packs them)
   postprocess vggish.postprocess.postprocess (PCA + uint8)
 
+and, separately, the front end as the pipeline runs it: ``vggish.stream.iter_patches``
+(decode + mono + resample + log-mel in bounded blocks) over the same files
+(``frontend_streamed_seconds``).
+
   python -m bench.profile --manifest files.json --checkpoint CKPT --pca_params NPZ \\
       --batch_size 64 --output profile.json
 """
@@ -40,6 +44,21 @@ def _decode_mono(path: str) -> tuple[np.ndarray, int]:
     return (data.mean(axis=1) if data.ndim > 1 else data), sr
   samples, sr = audio.decode_audio(path)
   return audio.to_mono(samples), sr
+
+
+def _time_streamed_front_end(paths: list[str], params, resampler: str) -> float | None:
+  """Seconds for ``vggish.stream.iter_patches`` over ``paths`` (None if not importable)."""
+  try:
+    from vggish.audio import open_audio
+    from vggish.stream import iter_patches
+  except ImportError:
+    return None
+  t = time.perf_counter()
+  for path in paths:
+    with open_audio(path) as stream:
+      for _ in iter_patches(stream, params, resampler):
+        pass
+  return time.perf_counter() - t
 
 
 def profile_stages(paths: list[str], checkpoint_path: str, pca_params_path: str,
@@ -95,10 +114,12 @@ def profile_stages(paths: list[str], checkpoint_path: str, pca_params_path: str,
     pending = [queued[full:]] if full < queued.shape[0] else []
   if pending and pending[0].shape[0]:
     run_model(pending[0])
+  streamed_seconds = _time_streamed_front_end(paths, params, resampler)
   flops = model.flops_per_patch
   return {
       "stage_seconds": stage,
       "setup_seconds": setup_seconds,
+      "frontend_streamed_seconds": streamed_seconds,
       "audio_seconds": audio_seconds,
       "patches": patches,
       "model_calls": calls,

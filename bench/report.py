@@ -59,6 +59,10 @@ def format_text(report: dict) -> str:
     lines.append(f"\nours, stage profile (library functions in one process, "
                  f"{p['audio_seconds']:.0f} audio-s of the corpus, resampler={p['resampler']}):")
     lines += _stage_lines(p["stage_seconds"], p["audio_seconds"], "  ")
+    streamed = p.get("frontend_streamed_seconds")
+    if streamed:
+      lines.append(f"  {'front end as streamed by the pipeline (vggish.stream.iter_patches)':<12}: "
+                   f"{streamed:.2f} s ({p['audio_seconds'] / streamed:,.0f} audio-s/s)")
     lines.append(f"  model: {p['patches']} patches in {p['model_calls']} calls of up to "
                  f"{p['batch_size']} ({p['full_batch_calls']} full), "
                  f"{_rate(p.get('model_gflops_per_second'))} GFLOP/s")

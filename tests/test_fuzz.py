@@ -12,7 +12,8 @@ channels) written as 64-bit float WAV.
 
 Repeatable in CI: ``derandomize=True`` (examples derive from the test's source, not
 from a random seed), fixed ``max_examples``, no example database. Hangs: every example
-runs under a per-example deadline and a hard SIGALRM watchdog. The whole file takes
+runs under a per-example deadline, a hard SIGALRM watchdog and an address-space cap
+(so a memory bomb fails the test instead of OOM-killing the machine). The whole file takes
 well under a minute on one core.
 """
 
@@ -20,25 +21,32 @@ from __future__ import annotations
 
 import contextlib
 import io
+import resource
 import signal
 import struct
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from vggish import audio, stream
 from vggish.errors import InputError
 from vggish.params import DEFAULT_PARAMS
 
-_WATCHDOG_SECONDS = 60
+_WATCHDOG_SECONDS = 20
+# Extra address space one example may map on top of what the process already has: a
+# memory bomb fails the example with MemoryError instead of OOM-killing the machine.
+_EXAMPLE_MEMORY_BYTES = 3 << 30
 _FUZZ_SETTINGS = dict(
     derandomize=True,
     database=None,
     deadline=20_000,  # ms per example: generous for a shared 2-core machine
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
+    # No shrinking: a hanging example would be re-run (20 s each) dozens of times; the
+    # failing example is reported as generated.
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
 )
 
 
@@ -46,17 +54,29 @@ class Hang(Exception):
   """An example ran past the watchdog: the decoder or front end hangs on it."""
 
 
+def _address_space_bytes() -> int:
+  with open("/proc/self/statm") as f:
+    return int(f.read().split()[0]) * resource.getpagesize()
+
+
 @contextlib.contextmanager
 def _watchdog(seconds: int):
+  """SIGALRM after ``seconds`` (-> Hang) and an address-space cap (-> MemoryError)."""
   def on_alarm(signum, frame):
     raise Hang(f"decode + front end still running after {seconds} s")
 
   previous = signal.signal(signal.SIGALRM, on_alarm)
+  soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+  cap = _address_space_bytes() + _EXAMPLE_MEMORY_BYTES
+  if hard != resource.RLIM_INFINITY:
+    cap = min(cap, hard)
+  resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
   signal.alarm(seconds)
   try:
     yield
   finally:
     signal.alarm(0)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     signal.signal(signal.SIGALRM, previous)
 
 
@@ -208,6 +228,21 @@ def test_arbitrary_waveforms_yield_patches_or_an_input_error(wave, short_clips):
       assert np.abs(samples).max() > 1e100
     if value == "too_short":
       assert short_clips == "reference"
+    if value == "invalid_sample_rate":
+      assert not audio.MIN_SAMPLE_RATE_HZ <= rate_hz <= audio.MAX_SAMPLE_RATE_HZ
+    if value == "no_samples":
+      assert len(samples) == 0
+
+
+@pytest.mark.parametrize("rate_hz, codec_tag, body_bytes", [
+    (1, 1, 2 * 50000),          # 50k samples at 1 Hz: 800 M samples at 16 kHz (a CPU bomb)
+    (57_841_235, 6, 19),        # A-law, absurd rate: the resampler plan once took > 6 GB
+])
+def test_tiny_file_with_an_absurd_header_rate_is_refused_quickly(rate_hz, codec_tag, body_bytes):
+  """Regressions found by the fuzzers: a few bytes must not buy minutes of CPU or GBs."""
+  bits = {1: 16, 6: 8}[codec_tag]
+  data = _wav(codec_tag, 1, rate_hz, bits, bytes(body_bytes), data_size=2**32 - 1)
+  assert _outcome(data) == ("input_error", "invalid_sample_rate")
 
 
 def test_fuzz_helper_counts_patches_of_a_valid_file():

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +26,6 @@ __all__ = [
     "EmbedRun",
     "Outputs",
     "can_drop_file_permission_override",
-    "world_writable_dir",
     "embed_command",
     "embed_env",
     "run_embed",
@@ -51,13 +49,6 @@ def can_drop_file_permission_override() -> bool:
     return False
   probe = subprocess.run([*_DROP_DAC, "true"], capture_output=True)
   return probe.returncode == 0
-
-
-def world_writable_dir(prefix: str) -> Path:
-  """A fresh temp dir any uid can read and write (mode 0777)."""
-  path = Path(tempfile.mkdtemp(prefix=prefix))
-  os.chmod(path, 0o777)
-  return path
 
 
 def embed_command(argv: Sequence[str], *, drop_file_permission_override: bool = False

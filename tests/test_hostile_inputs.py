@@ -52,6 +52,21 @@ def hostile_run(test_weights, tmp_path_factory):
   return corpus, robust_fixtures.read_outputs(out), run, unprivileged
 
 
+@pytest.fixture(scope="module")
+def pad_run(test_weights, tmp_path_factory):
+  """(corpus, outputs): ``--short_clips pad`` over the cases whose outcome depends on it."""
+  root = tmp_path_factory.mktemp("hostile_pad")
+  corpus = hostile_corpus.write_corpus(root / "corpus", include_non_root_cases=False)
+  names = [c.name for c in corpus.cases if c.expected_pad is not None] + ["exactly_one_patch"]
+  argv = ["--output", str(root / "out"), "--checkpoint", test_weights.checkpoint,
+          "--pca_params", test_weights.pca_params, "--short_clips", "pad", "--format", "parquet"]
+  for name in names:
+    argv += ["--input", corpus.uri(name)]
+  run = robust_fixtures.run_embed(argv, home=root / "home")
+  assert run.returncode == 0, run.stderr[-3000:]
+  return corpus, names, robust_fixtures.read_outputs(root / "out")
+
+
 def _by_uri(rows):
   grouped = collections.defaultdict(list)
   for row in rows:
@@ -100,6 +115,21 @@ def test_injected_inference_fault_is_isolated_so_batch_neighbours_still_embed(ho
   assert len(outputs.rows("clips")) == len(embedded) > 10
   frames = outputs.tables["frames"].num_rows
   assert frames < _BATCH_SIZE, "all patches must fit one batch for this test to mean anything"
+
+
+def test_short_clips_pad_embeds_clips_under_one_patch_as_one_padded_frame(pad_run):
+  corpus, names, outputs = pad_run
+  clips = {r["uri"]: r for r in outputs.rows("clips")}
+  assert not outputs.rows("errors")
+  for name in names:
+    case = next(c for c in corpus.cases if c.name == name)
+    expected = case.expected_for("pad")
+    assert expected.outcome == EMBEDDED
+    row = clips[corpus.uri(name)]
+    assert row["num_frames"] == expected.num_frames == 1
+    assert row["padded"] == (name != "exactly_one_patch")
+  one_ms = clips[corpus.uri("clip_1ms")]
+  assert one_ms["duration_seconds"] == pytest.approx(0.001)
 
 
 def test_every_matched_input_lands_in_exactly_one_of_clips_or_errors(hostile_run):

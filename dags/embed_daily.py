@@ -63,7 +63,7 @@ with DAG(
                             description="vggish_model.ckpt (gs:// or s3:// for Dataflow); "
                             "null: the config's, else Google's download"),
         "pca_params": Param(None, type=["null", "string"]),
-        "incremental": Param(False, type="boolean",
+        "incremental": Param(True, type="boolean",
                              description="skip inputs already embedded in any partition"),
         "setup_file": Param(None, type=["null", "string"],
                             description="absolute setup.py for configs that stage it "

@@ -14,7 +14,9 @@ Re-runs replace: each run writes its part files under a fresh run id; once the j
 succeeded, ``run.json`` is written (naming that run id) and only then the part files of
 earlier runs are deleted. A run killed at any point leaves the previous complete
 output (named by the previous ``run.json``) or this one; the next successful run
-removes the leftovers.
+removes the leftovers. With ``--skip_existing`` a run adds instead of replacing: it skips
+inputs its output's manifests (``transforms.manifest``) list as embedded under the same
+settings, keeps every committed run's files, and commits its own by writing its manifest.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from apache_beam.runners.runner import PipelineState
 
 from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
                                parse_config)
+from transforms import manifest
 from transforms import provenance as provenance_lib
 from transforms.embed import (MODEL_METRICS_NAMESPACE, EmbedWithVGGish, VGGishModelHandler,
                               poison_patch_for_test)
@@ -310,8 +313,10 @@ def _count_outputs(config: EmbedConfig, run_id: str, metrics: dict[str, int]):
   for error_type in error_types:
     errors_by_type[error_type] = errors_by_type.get(error_type, 0) + 1
   no_match = errors_by_type.get("no_match", 0)
+  skipped = metrics.get("files_skipped_existing", 0)  # --skip_existing: embedded before
   counts = {
-      "files_matched": metrics.get("files_matched", files_embedded + errors - no_match),
+      "files_matched": metrics.get("files_matched", files_embedded + errors - no_match + skipped),
+      "files_skipped_existing": skipped,
       "files_embedded": files_embedded,
       "errors": errors,
       "errors_by_type": errors_by_type,
@@ -327,7 +332,7 @@ def _count_outputs(config: EmbedConfig, run_id: str, metrics: dict[str, int]):
                       ("frames", counts["frames"])):
     if name in metrics and metrics[name] != value:
       mismatches.append(f"{name}: metrics {metrics[name]} != rows {value}")
-  if counts["files_matched"] != files_embedded + errors - no_match:
+  if counts["files_matched"] != files_embedded + errors - no_match + skipped:
     mismatches.append(f"files_matched {counts['files_matched']} != clips {files_embedded} + "
                       f"errors {errors - no_match} (without no_match)")
   if mismatches:  # Never silent: this would mean lost or duplicated inputs.
@@ -356,11 +361,12 @@ def _delete_run_parts(output: str, run_id: str) -> None:
     _LOGGER.warning("could not remove the part files of failed run %s in %s", run_id, output)
 
 
-def _delete_previous_runs(output: str, run_id: str) -> list[str]:
-  """Deletes other runs' part files and Beam temp leftovers from killed runs."""
+def _delete_previous_runs(output: str, run_id: str, keep: set[str] = frozenset()) -> list[str]:
+  """Deletes other runs' part files (but those of ``keep``) and Beam temp leftovers."""
   stale = []
+  keep_prefixes = tuple(f"part-{r}-" for r in {run_id, *keep})
   for sub in OUTPUT_SUBDIRS:
-    stale += [p for p in _run_parts(output, sub) if not p.rsplit("/", 1)[-1].startswith(f"part-{run_id}-")]
+    stale += [p for p in _run_parts(output, sub) if not p.rsplit("/", 1)[-1].startswith(keep_prefixes)]
     temp_pattern = f"{output.rstrip('/')}/{sub}/beam-temp-*"
     if FileSystems.get_scheme(output) in (None, "file"):
       stale += glob.glob(temp_pattern)  # directories: FileSystems.delete removes them whole
@@ -404,7 +410,13 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     options = config.pipeline_options()
     options.view_as(SetupOptions).save_main_session = save_main_session
     pipeline = beam.Pipeline(runner=_make_runner(config, options), options=options)
-  build_pipeline(pipeline, config, weights, run_id=run_id, provenance=provenance)
+  select_files = None
+  if config.skip_existing:
+    select_files = manifest.SkipAlreadyEmbedded(
+        manifest.manifest_patterns(config.output, config.existing_outputs),
+        provenance["settings_sha256"])
+  build_pipeline(pipeline, config, weights, run_id=run_id, provenance=provenance,
+                 select_files=select_files)
   if config.beam_options.get("dry_run"):  # DataflowRunner builds the job and submits nothing
     pipeline.run()
     return RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
@@ -427,8 +439,14 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
                        provenance=provenance, counts=counts, metrics=metrics, outputs=outputs,
                        wall_seconds=time.monotonic() - started)
   finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+  if config.skip_existing:  # the manifest commits this run: its part files are complete
+    manifest.write_manifest(config.output, run_id,
+                            manifest.manifest_entries(outputs["clips"], outputs["errors"]))
   _write_json(f"{config.output.rstrip('/')}/{RUN_JSON}", summary.to_record(started_at, finished_at))
-  _delete_previous_runs(config.output, run_id)
+  # Incremental runs add to the output: committed runs stay. Otherwise this run replaces.
+  keep = manifest.committed_run_ids(config.output) if config.skip_existing else {run_id}
+  _delete_previous_runs(config.output, run_id, keep=keep)
+  manifest.delete_manifests(config.output, keep | {run_id})
   return summary
 
 

@@ -89,6 +89,8 @@ class EmbedConfig:
   resampler: str = "kaiser_best"
   batch_size: int = 64
   cache_dir: str | None = None
+  skip_existing: bool = False
+  existing_outputs: tuple[str, ...] = ()
   beam_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
@@ -107,6 +109,7 @@ class EmbedConfig:
     out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "beam_options"}
     out["input"] = list(self.input)
     out["format"] = list(self.format)
+    out["existing_outputs"] = list(self.existing_outputs)
     out.update(self.beam_options)
     return out
 
@@ -143,6 +146,13 @@ def build_arg_parser() -> argparse.ArgumentParser:
       "resampy (calls resampy), soxr_hq (faster, not reference-exact)")
   add("--batch_size", type=int, metavar="N", help="patches per model call (default: 64)")
   add("--cache_dir", metavar="DIR", help="cache for downloaded/remote weights")
+  add("--skip_existing", action="store_const", const=True,
+      help="incremental run: skip inputs already embedded (same uri, size, modification time) "
+      "with the same weights and front-end settings, judged by the manifests in --output "
+      "(and --existing_outputs); earlier runs' outputs are kept, this run adds the new files")
+  add("--existing_outputs", action="append", metavar="PATTERN",
+      help="with --skip_existing: other output directories (globs) whose manifests also count, "
+      "e.g. 'gs://b/embeddings/dt=*' for date partitions (repeatable)")
   add("--config", metavar="FILE",
       help="YAML/JSON run config (same keys as these flags, plus Beam options) or a run.json; "
       "flags override it")
@@ -280,6 +290,10 @@ def _validate(values: dict[str, Any], beam_options: dict[str, Any]) -> EmbedConf
   for key in ("checkpoint", "pca_params", "cache_dir"):
     if values.get(key) is not None and not isinstance(values[key], str):
       raise ConfigError(f"expected --{key} to be a path, found {values[key]!r}")
+  skip_existing = values.get("skip_existing", False)
+  if not isinstance(skip_existing, bool):
+    raise ConfigError(f"expected skip_existing to be true or false, found {skip_existing!r}")
+  existing_outputs = tuple(_split_list(values.get("existing_outputs"), "existing_outputs"))
 
   runner = str(beam_options.get("runner") or DEFAULT_RUNNER)
   if not is_local_runner(runner):
@@ -294,7 +308,8 @@ def _validate(values: dict[str, Any], beam_options: dict[str, Any]) -> EmbedConf
       input=tuple(inputs), output=output, checkpoint=values.get("checkpoint"),
       pca_params=values.get("pca_params"), format=formats, hop_seconds=hop_seconds,
       pooling=pooling, short_clips=short_clips, resampler=resampler, batch_size=batch_size,
-      cache_dir=values.get("cache_dir"), beam_options=beam_options)
+      cache_dir=values.get("cache_dir"), skip_existing=skip_existing,
+      existing_outputs=existing_outputs, beam_options=beam_options)
   try:
     config.params  # Params validates the hop (a multiple of 10 ms, > 0).
   except ConfigError as error:

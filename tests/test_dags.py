@@ -13,7 +13,6 @@ skipped otherwise, with the command that creates it.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import os
 import pathlib
@@ -157,19 +156,41 @@ def test_dag_run_embeds_into_date_partition_and_rerun_of_date_is_idempotent(
 
   assert second["state"] == "success", second
   assert second_run["run_id"] != first_run["run_id"]
-  assert _clips(partition) == first_clips  # same rows, once: the re-run replaced the first
+  # Same rows, once. By default the DAG is incremental, so the re-run finds every input in
+  # the date's manifest, embeds nothing and keeps the first run's files.
+  assert _clips(partition) == first_clips
+  assert _row_count(partition / "clips") == len(first_clips)
+  assert _row_count(partition / "frames") == first_run["counts"]["frames"]
+  assert second_run["counts"]["files_skipped_existing"] == len(first_clips)
+
+
+def _row_count(directory: pathlib.Path) -> int:
+  return sum(pq.read_metadata(path).num_rows for path in directory.glob("*.parquet"))
+
+
+def test_non_incremental_rerun_of_a_date_replaces_its_files(
+    airflow_python, airflow_home, tiny_corpus, test_weights, tmp_path):
+  output_root = tmp_path / "embeddings"
+  conf = {
+      "input": [str(tiny_corpus / "*.wav")], "output_root": str(output_root),
+      "runner": "FnApiRunner", "config": str(_REPO / "configs" / "local.yaml"),
+      "checkpoint": test_weights.checkpoint, "pca_params": test_weights.pca_params,
+      "incremental": False,
+  }
+  partition = output_root / f"dt={_LOGICAL_DATE}"
+  _dag_test(airflow_python, airflow_home, conf)
+  first_clips = _clips(partition)
+  second = _dag_test(airflow_python, airflow_home, conf)
+  second_run = json.loads((partition / "run.json").read_text())
+
+  assert second["state"] == "success", second
+  assert _clips(partition) == first_clips
   parts = [p.name for sub in ("clips", "frames", "errors") for p in (partition / sub).glob("part-*")]
   assert parts and all(name.startswith(f"part-{second_run['run_id']}-") for name in parts), parts
 
 
 def test_incremental_dag_runs_embed_only_new_files_into_the_next_partition(
     airflow_python, airflow_home, tiny_corpus, test_weights, tmp_path):
-  from pipelines.options import EmbedConfig
-  if "skip_existing" not in {f.name for f in dataclasses.fields(EmbedConfig)}:
-    message = "pipelines.embed has no --skip_existing yet (transforms/manifest.py not wired)"
-    if os.environ.get("CI", "").lower() == "true":
-      pytest.fail(message)
-    pytest.skip(message)
   audio, output_root = tmp_path / "audio", tmp_path / "embeddings"
   audio.mkdir()
   for path in tiny_corpus.glob("*.wav"):

@@ -8,7 +8,6 @@ inputs plus one new file, embeds exactly the new file.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 
@@ -94,17 +93,6 @@ def test_manifest_round_trips_and_marks_committed_runs(tmp_path):
 # --- end to end through pipelines.embed ------------------------------------------------------
 
 
-def _require_skip_existing_flag():
-  from pipelines.options import EmbedConfig
-  if "skip_existing" in {f.name for f in dataclasses.fields(EmbedConfig)}:
-    return
-  message = ("pipelines.embed has no --skip_existing yet: transforms/manifest.py is not wired "
-             "into pipelines/embed.py (wiring: transforms/manifest.py docstring)")
-  if os.environ.get("CI", "").lower() == "true":
-    pytest.fail(message)
-  pytest.skip(message)
-
-
 def _write_tone(path: pathlib.Path, frequency_hz: float) -> str:
   rate_hz = 16000
   t = np.arange(int(rate_hz * 2.0)) / rate_hz
@@ -120,7 +108,6 @@ def _clip_uris(output: pathlib.Path, run_id: str | None = None) -> list[str]:
 
 
 def test_second_run_with_one_new_file_embeds_exactly_that_file(tmp_path, test_weights):
-  _require_skip_existing_flag()
   from pipelines import embed
   audio, output = tmp_path / "audio", tmp_path / "out"
   audio.mkdir()

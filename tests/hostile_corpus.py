@@ -246,6 +246,10 @@ def _chmod_000(path: Path) -> None:
   os.chmod(path, 0)
 
 
+def _dangling_symlink(path: Path) -> None:
+  os.symlink(path.parent / "target-that-does-not-exist.wav", path)
+
+
 def _directory(path: Path) -> None:
   path.mkdir()
   _write_sf(32000, 16000)(path / "inside.wav")
@@ -341,6 +345,10 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("directory_named_wav", "directory.wav",
                 "a directory named like a WAV, passed as its own --input",
                 _directory, _error("decode", "unreadable"), explicit_input=True),
+    HostileCase("dangling_symlink", "dangling.wav",
+                "a symlink to a missing file, passed as its own --input (a glob skips it: "
+                "Beam lists only files it can stat)",
+                _dangling_symlink, _error("match", "no_match"), explicit_input=True),
     # --- faults ------------------------------------------------------------------
     HostileCase("injected_inference_fault", "inference_fault.wav",
                 "valid 2 s WAV whose model call is made to fail (TEST-ONLY fault hook); "

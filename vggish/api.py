@@ -21,15 +21,13 @@ import dataclasses
 
 import numpy as np
 
-from vggish import features
 from vggish.assets import Assets, resolve_assets
-from vggish.errors import ConfigError, InputError, TooShortError
 from vggish.params import DEFAULT_PARAMS, Params
 from vggish.postprocess import PCAParams, postprocess
+from vggish.resample import DEFAULT_RESAMPLER, _check_method
+from vggish.stream import SHORT_CLIP_POLICIES, iter_patches, waveform_to_patches
 
 __all__ = ["Embeddings", "VGGish", "SHORT_CLIP_POLICIES"]
-
-SHORT_CLIP_POLICIES = ("reference", "pad")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -48,12 +46,8 @@ class VGGish:
   """The VGGish bundle. Build with ``VGGish.load``; ``embed`` and ``embed_file`` are pure."""
 
   def __init__(self, model, pca: PCAParams, params: Params = DEFAULT_PARAMS,
-               resampler: str = "kaiser_best", assets: Assets | None = None):
-    from vggish.resample import RESAMPLERS
-
-    if resampler not in RESAMPLERS:
-      raise ConfigError(f"unknown resampler {resampler!r}; expected one of {RESAMPLERS} "
-                        "('kaiser_best' reproduces the reference).")
+               resampler: str = DEFAULT_RESAMPLER, assets: Assets | None = None):
+    _check_method(resampler)
     self.model = model
     self.pca = pca
     self.params = params
@@ -62,7 +56,7 @@ class VGGish:
 
   @classmethod
   def load(cls, checkpoint: str | None = None, pca_params: str | None = None,
-           params: Params = DEFAULT_PARAMS, resampler: str = "kaiser_best",
+           params: Params = DEFAULT_PARAMS, resampler: str = DEFAULT_RESAMPLER,
            cache_dir: str | None = None) -> "VGGish":
     """Resolves the weights (local, gs://, s3://, http(s) or the official download) and loads.
 
@@ -83,32 +77,9 @@ class VGGish:
 
   def patches(self, waveform: np.ndarray, sample_rate_hz: int,
               short_clips: str = "reference") -> np.ndarray:
-    """Waveform [n] or [n, channels] at any rate -> log-mel patches float32 [N, 96, 64]."""
-    from vggish.audio import to_mono
-    from vggish.resample import resample
-
-    if short_clips not in SHORT_CLIP_POLICIES:
-      raise ConfigError(f"short_clips must be one of {SHORT_CLIP_POLICIES}, got {short_clips!r}.")
-    x = np.asarray(waveform, dtype=np.float64)
-    if x.ndim == 2:
-      x = to_mono(x)                                                  # [n]
-    elif x.ndim != 1:
-      raise InputError(f"expected a waveform [n] or [n, channels], got shape {x.shape}.",
-                       error_type="bad_audio")
-    if not np.all(np.isfinite(x)):
-      raise InputError("the waveform contains NaN or inf samples.", error_type="bad_audio")
-    if int(sample_rate_hz) != self.params.sample_rate_hz:
-      x = resample(x, int(sample_rate_hz), self.params.sample_rate_hz, self.resampler)
-    span = self.params.patch_span_samples
-    if x.shape[0] < span:
-      if short_clips == "reference":
-        raise TooShortError(
-            f"{x.shape[0] / self.params.sample_rate_hz:.3f} s of audio is shorter than one "
-            f"VGGish patch ({self.params.patch_span_seconds} s), so the reference yields no "
-            "embedding; pass short_clips='pad' to zero-pad it to one patch.")
-      x = np.pad(x, (0, span - x.shape[0]))
-    log_mel = features.log_mel_spectrogram(x, self.params)           # [F, 64]
-    return features.frame_patches(log_mel, self.params).astype(np.float32)
+    """Waveform [n] or [n, channels] (floats in [-1, 1]) at any rate -> patches float32
+    [N, 96, 64], through the same front end as the pipeline (``vggish.stream``)."""
+    return waveform_to_patches(waveform, sample_rate_hz, self.params, self.resampler, short_clips)
 
   def embed_patches(self, patches: np.ndarray) -> Embeddings:
     """Log-mel patches [N, 96, 64] -> Embeddings (works for N = 0)."""
@@ -127,8 +98,14 @@ class VGGish:
     return self.embed_patches(self.patches(waveform, sample_rate_hz, short_clips))
 
   def embed_file(self, path, short_clips: str = "reference") -> Embeddings:
-    """Decodes an audio file (path or binary file object) and embeds it."""
-    from vggish.audio import decode_audio
+    """Decodes an audio file (path, URI or binary file object) and embeds it.
 
-    samples, sample_rate_hz = decode_audio(path)                      # [n, ch] f64
-    return self.embed(samples, sample_rate_hz, short_clips)
+    Decoding is streamed (``vggish.stream.iter_patches``): memory holds the patches, not
+    the decoded audio, so multi-hour files are fine.
+    """
+    from vggish.audio import open_audio
+
+    with open_audio(path) as stream:
+      blocks = [block.patches for block in iter_patches(
+          stream, self.params, self.resampler, short_clips=short_clips)]
+    return self.embed_patches(np.concatenate(blocks, axis=0))

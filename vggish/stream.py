@@ -28,7 +28,7 @@ import numpy as np
 
 from vggish import features
 from vggish.audio import AudioStream, check_sample_rate, to_mono
-from vggish.errors import AudioContentError, ConfigError, TooShortError
+from vggish.errors import AudioContentError, ConfigError, InputError, TooShortError
 from vggish.params import Params
 from vggish.resample import DEFAULT_RESAMPLER, StreamingResampler, resample, _check_method
 
@@ -229,7 +229,8 @@ def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Param
   _check_policy(short_clips)
   waveform = np.asarray(waveform)
   if waveform.ndim not in (1, 2):
-    raise ValueError(f"expected a waveform of shape [n] or [n, channels], got {waveform.shape}.")
+    raise InputError(f"expected a waveform of shape [n] or [n, channels], got {waveform.shape}.",
+                     error_type="bad_audio")
   if waveform.shape[0] == 0:
     raise AudioContentError("empty waveform (0 samples); expected audio.", error_type="no_samples")
   if not np.issubdtype(waveform.dtype, np.floating):

@@ -33,7 +33,9 @@ RUN pip install 'tensorflow[and-cuda]==2.21.0'
 
 WORKDIR /opt/audiobeam
 COPY setup.py ./
+COPY audiobeam/ audiobeam/
 COPY vggish/ vggish/
+COPY models/ models/
 COPY transforms/ transforms/
 COPY pipelines/ pipelines/
 

@@ -34,7 +34,9 @@ setuptools.setup(
     version="0.1.0",
     description="VGGish audio embeddings at scale with Apache Beam, exact to Google's reference.",
     python_requires=">=3.11,<3.12",
-    packages=setuptools.find_packages(include=["vggish", "vggish.*", "transforms", "transforms.*", "pipelines", "pipelines.*"]),
+    packages=setuptools.find_packages(include=[
+        "audiobeam", "audiobeam.*", "vggish", "vggish.*", "models", "models.*", "transforms",
+        "transforms.*", "pipelines", "pipelines.*"]),
     package_data={"": ["*.yaml"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,

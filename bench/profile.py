@@ -4,8 +4,8 @@ The pipeline's stages overlap across Beam workers, so their wall times do not ad
 to the end-to-end time. To say where our time goes, this runs the same library
 functions the pipeline uses, one stage after the other, in one process:
 
-  decode    vggish.audio.decode_audio + to_mono (soundfile fallback if not importable)
-  resample  vggish.resample.resample(..., method) to 16 kHz
+  decode    audiobeam.audio.decode_audio + to_mono (soundfile fallback if not importable)
+  resample  audiobeam.resample.resample(..., method) to 16 kHz
   log_mel   vggish.features.log_mel_spectrogram + frame_patches, cast to float32
   model     vggish.model.VGGishModel on full batches of ``batch_size`` patches
             packed across files (as the pipeline packs them)
@@ -35,7 +35,7 @@ STAGES = ("decode", "resample", "log_mel", "model", "postprocess")
 
 def _decode_mono(path: str) -> tuple[np.ndarray, int]:
   try:
-    from vggish import audio
+    from audiobeam import audio
   except ImportError:  # The audio module is not there yet: same maths via soundfile.
     import soundfile as sf
 
@@ -49,7 +49,7 @@ def _decode_mono(path: str) -> tuple[np.ndarray, int]:
 def _time_streamed_front_end(paths: list[str], params, resampler: str) -> float | None:
   """Seconds for ``vggish.stream.iter_patches`` over ``paths`` (None if not importable)."""
   try:
-    from vggish.audio import open_audio
+    from audiobeam.audio import open_audio
     from vggish.stream import iter_patches
   except ImportError:
     return None
@@ -68,7 +68,7 @@ def profile_stages(paths: list[str], checkpoint_path: str, pca_params_path: str,
   from vggish.model import VGGishModel
   from vggish.postprocess import PCAParams, postprocess
   from vggish.params import DEFAULT_PARAMS
-  from vggish.resample import resample
+  from audiobeam.resample import resample
 
   params = DEFAULT_PARAMS
   t0 = time.perf_counter()

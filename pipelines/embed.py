@@ -50,8 +50,8 @@ from transforms.extract import ExtractLogMelPatches
 from transforms.match import MatchAudio
 from transforms.postprocess import PostprocessAndPool
 from transforms.write import OUTPUT_SUBDIRS, WriteEmbeddings
-from vggish.errors import AudiobeamError
-from vggish.redact import redact_text, redact_uri
+from audiobeam.errors import AudiobeamError
+from audiobeam.redact import redact_text, redact_uri
 
 __all__ = ["run", "main", "build_pipeline", "RunSummary", "WorkerWeights", "RUN_JSON"]
 

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from vggish.errors import ConfigError
+from audiobeam.errors import ConfigError
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = [
@@ -41,7 +41,7 @@ __all__ = [
 FORMATS = ("parquet", "tfrecord")
 POOLINGS = ("mean", "max")
 SHORT_CLIPS = ("reference", "pad")
-RESAMPLERS = ("kaiser_best", "resampy", "soxr_hq")  # as vggish.resample.RESAMPLERS
+RESAMPLERS = ("kaiser_best", "resampy", "soxr_hq")  # as audiobeam.resample.RESAMPLERS
 DEFAULT_RUNNER = "FnApiRunner"
 """Beam's local engine, chosen by name: ``DirectRunner`` in Beam 2.77 first tries to
 download the Prism runner binary from GitHub; ``FnApiRunner`` never reaches the network

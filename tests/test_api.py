@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from vggish import VGGish, features
-from vggish.errors import ConfigError, InputError, TooShortError
+from audiobeam.errors import ConfigError, InputError, TooShortError
 from vggish.params import DEFAULT_PARAMS as P
 
 
@@ -55,7 +55,7 @@ def test_channels_are_averaged(bundle):
 
 
 def test_other_rates_are_resampled(bundle):
-  from vggish.resample import resample
+  from audiobeam.resample import resample
 
   at_22k = _tone(2.0, rate_hz=22050)
   expected = bundle.embed(resample(at_22k, 22050, 16000, "kaiser_best"), 16000)

@@ -19,7 +19,7 @@ import threading
 import pytest
 
 from vggish import assets
-from vggish.errors import AssetError, CheckpointError
+from audiobeam.errors import AssetError, CheckpointError
 
 
 @contextlib.contextmanager

@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 import audio_fixtures as fx
-from vggish import audio
-from vggish.errors import AudioContentError, DecodeError
+from audiobeam import audio
+from audiobeam.errors import AudioContentError, DecodeError
 
 PCM_SCALE = {"PCM_16": ("int16", 2.0 ** 15), "PCM_24": ("int32", 2.0 ** 31),
              "PCM_32": ("int32", 2.0 ** 31)}

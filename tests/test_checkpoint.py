@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vggish import checkpoint
-from vggish.errors import CheckpointError
+from audiobeam.errors import CheckpointError
 from vggish.model import flops_per_patch
 from vggish.testing import write_checkpoint
 

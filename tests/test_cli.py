@@ -12,7 +12,7 @@ import yaml
 
 from pipelines import embed
 from pipelines.options import DEFAULT_RUNNER, FORMATS, EmbedConfig, parse_config
-from vggish.errors import AssetError, ConfigError
+from audiobeam.errors import AssetError, ConfigError
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 _BASE = ["--input", "a/*.wav", "--output", "out"]

@@ -148,7 +148,7 @@ def test_gpu_job_check_rejects_broken_gpu_config(weights_bucket, tmp_path, mutat
 
 def test_config_with_misspelt_option_fails_before_building_a_job(tmp_path):
   from pipelines.options import parse_config
-  from vggish.errors import ConfigError
+  from audiobeam.errors import ConfigError
   config = yaml.safe_load(_GPU_CONFIG.read_text())
   config["machine_typ"] = config.pop("machine_type")
   broken = tmp_path / "typo.yaml"

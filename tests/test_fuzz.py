@@ -1,6 +1,6 @@
 """Property/fuzz tests of the decoder + front end: nothing escapes but an InputError.
 
-The pipeline's decode step is ``vggish.audio.open_audio`` + ``vggish.stream.iter_patches``;
+The pipeline's decode step is ``audiobeam.audio.open_audio`` + ``vggish.stream.iter_patches``;
 whatever a user's bytes are, that step must either yield finite float32 [k, 96, 64]
 patches or raise an ``InputError`` subclass (which becomes one ``errors/`` row). Any
 other exception, a non-finite patch, or a hang is a bug.
@@ -30,8 +30,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from vggish import audio, stream
-from vggish.errors import InputError
+from audiobeam import audio
+from vggish import stream
+from audiobeam.errors import InputError
 from vggish.params import DEFAULT_PARAMS
 
 _WATCHDOG_SECONDS = 20
@@ -213,7 +214,7 @@ def test_arbitrary_waveforms_yield_patches_or_an_input_error(wave, short_clips):
   samples, rate_hz = wave
   kind, value = _outcome(_float64_wav(samples, rate_hz), short_clips)
   if not np.isfinite(samples).all():
-    # A header rate outside vggish.audio's accepted range is refused before any sample
+    # A header rate outside audiobeam.audio's accepted range is refused before any sample
     # is read, so it wins over NaN/inf in the data.
     in_range = audio.MIN_SAMPLE_RATE_HZ <= rate_hz <= audio.MAX_SAMPLE_RATE_HZ
     assert (kind, value) == ("input_error",

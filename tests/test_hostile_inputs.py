@@ -226,7 +226,7 @@ class _Detonator:
 
 
 def test_pickled_object_array_in_pca_npz_is_rejected_without_unpickling(tmp_path):
-  from vggish.errors import AssetError
+  from audiobeam.errors import AssetError
   from vggish.postprocess import PCAParams
 
   marker = tmp_path / "pwned"
@@ -239,7 +239,7 @@ def test_pickled_object_array_in_pca_npz_is_rejected_without_unpickling(tmp_path
 
 
 def test_plain_pickle_renamed_npz_is_rejected_without_unpickling(tmp_path):
-  from vggish.errors import AssetError
+  from audiobeam.errors import AssetError
   from vggish.postprocess import PCAParams
 
   marker = tmp_path / "pwned"
@@ -252,7 +252,7 @@ def test_plain_pickle_renamed_npz_is_rejected_without_unpickling(tmp_path):
 
 def test_pickle_renamed_as_checkpoint_is_rejected_without_unpickling(tmp_path):
   from vggish.checkpoint import read_checkpoint
-  from vggish.errors import AssetError
+  from audiobeam.errors import AssetError
 
   marker = tmp_path / "pwned"
   path = tmp_path / "vggish_model.ckpt"

@@ -1,6 +1,6 @@
 """Long files: the streamed, chunked pipeline equals the whole-file computation.
 
-A 2-minute 44.1 kHz stereo file spans several decoder blocks (``vggish.audio``
+A 2-minute 44.1 kHz stereo file spans several decoder blocks (``audiobeam.audio``
 reads 2**20 frames at a time, ~24 s here), so the streaming resampler and the patch
 assembler cross block boundaries many times. The pipeline's ``frames/`` must equal
 ``frame_patches(log_mel_spectrogram(resample(to_mono(decode_audio(f)))))`` fed to the
@@ -41,13 +41,14 @@ def long_file_run(test_weights, tmp_path_factory):
 
 
 def test_long_file_spans_several_decoder_blocks():
-  from vggish import audio
+  from audiobeam import audio
   assert _SECONDS * _RATE_HZ > 4 * audio.DEFAULT_BLOCK_FRAMES
 
 
 def test_chunked_pipeline_frames_equal_the_whole_file_computation(long_file_run,
                                                                   test_vggish_model):
-  from vggish import audio, features, resample
+  from audiobeam import audio, resample
+  from vggish import features
   from vggish.params import DEFAULT_PARAMS as params
 
   path, outputs = long_file_run

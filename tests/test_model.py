@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from vggish.checkpoint import read_checkpoint
-from vggish.errors import InputError
+from audiobeam.errors import InputError
 from vggish.testing import calibration_patches
 
 

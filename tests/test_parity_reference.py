@@ -27,8 +27,8 @@ import pytest
 
 from vggish import features
 from vggish.api import VGGish
-from vggish.audio import to_mono
-from vggish.resample import resample
+from audiobeam.audio import to_mono
+from audiobeam.resample import resample
 from vggish.params import DEFAULT_PARAMS as P
 
 INSTALL_HINT = "pip install --no-deps torchvggish==0.2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vggish.errors import AssetError, ConfigError
+from audiobeam.errors import AssetError, ConfigError
 from vggish.params import DEFAULT_PARAMS as P
 from vggish.postprocess import PCAParams, pool, postprocess
 

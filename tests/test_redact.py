@@ -1,10 +1,10 @@
-"""vggish.redact: credentials in URIs never survive into logs, errors rows or run records."""
+"""audiobeam.redact: credentials in URIs never survive into logs, errors rows or run records."""
 
 from __future__ import annotations
 
 import pytest
 
-from vggish.redact import REDACTED, redact_text, redact_uri
+from audiobeam.redact import REDACTED, redact_text, redact_uri
 
 SECRET = "s3cr3t-SECRET"
 

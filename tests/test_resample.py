@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import audio_fixtures as fx
-from vggish import resample as rs
-from vggish.errors import ConfigError
+from audiobeam import resample as rs
+from audiobeam.errors import ConfigError
 
 resampy = pytest.importorskip("resampy")
 

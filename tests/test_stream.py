@@ -7,10 +7,11 @@ import pytest
 import soundfile as sf
 
 import audio_fixtures as fx
-from vggish import audio, features, stream
-from vggish.errors import AudioContentError, ConfigError, TooShortError
+from audiobeam import audio
+from vggish import features, stream
+from audiobeam.errors import AudioContentError, ConfigError, TooShortError
 from vggish.params import DEFAULT_PARAMS, Params
-from vggish.resample import resample
+from audiobeam.resample import resample
 
 
 def _whole_file(path, params=DEFAULT_PARAMS, method="kaiser_best"):

@@ -41,7 +41,7 @@ def verify_sha256(path: str, expected_sha256: str | None, what: str, *,
   if not expected_sha256:
     return
   from vggish import assets  # pylint: disable=import-outside-toplevel
-  from vggish.errors import AssetError  # pylint: disable=import-outside-toplevel
+  from audiobeam.errors import AssetError  # pylint: disable=import-outside-toplevel
   found = assets.sha256_of(path, checkpoint=checkpoint)
   if found != expected_sha256:
     raise AssetError(

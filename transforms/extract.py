@@ -1,7 +1,7 @@
 """ExtractLogMelPatches: one matched file -> its 96x64 log-mel patches, one element each.
 
 Each file is opened through Beam FileSystems (so ``gs://`` and ``s3://`` work) and
-decoded, resampled and framed by ``vggish.audio`` + ``vggish.stream`` in bounded
+decoded, resampled and framed by ``audiobeam.audio`` + ``vggish.stream`` in bounded
 memory. Patches are emitted one per element, keyed ``(uri, frame_index)``, so that the
 batching in front of the model packs patches from many files into full batches.
 
@@ -20,9 +20,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.records import AudioFile, ClipInfo, InputFailure
-from vggish.errors import InputError, TooShortError
+from audiobeam.errors import InputError, TooShortError
 from vggish.params import Params
-from vggish.redact import redact_text
+from audiobeam.redact import redact_text
 
 __all__ = ["ExtractLogMelPatches", "OUTCOMES_TAG", "failure_from_exception"]
 
@@ -59,7 +59,7 @@ class _ExtractPatchesFn(beam.DoFn):
     self._decoded = Metrics.counter(_NAMESPACE, "files_decoded")
 
   def process(self, file: AudioFile):
-    from vggish.audio import open_audio  # pylint: disable=import-outside-toplevel
+    from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
     from vggish.stream import iter_patches  # pylint: disable=import-outside-toplevel
 
     uri = file.uri

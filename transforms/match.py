@@ -7,7 +7,7 @@ attributed to its pattern and become an ``errors/`` row (stage ``match``, error_
 ``no_match``) instead of vanishing. A pattern that cannot be matched at all (a scheme
 Beam has no filesystem for, a listing that fails) is also one ``errors/`` row (stage
 ``match``, error_type ``unsupported_scheme`` / ``match_failed``), never a failed run; its
-message goes through ``vggish.redact`` like every errors row. The same file matched by two patterns is kept once;
+message goes through ``audiobeam.redact`` like every errors row. The same file matched by two patterns is kept once;
 local paths are made absolute first, so ``a.wav`` and ``./a.wav`` are one input and the
 ``uri`` column does not depend on the working directory.
 """
@@ -21,7 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.records import AudioFile, InputFailure
-from vggish.redact import redact_text, redact_uri
+from audiobeam.redact import redact_text, redact_uri
 
 __all__ = ["MatchAudio", "FAILURES_TAG"]
 

@@ -17,7 +17,7 @@ import platform
 from typing import Any
 
 from vggish.params import Params
-from vggish.redact import redact_uri
+from audiobeam.redact import redact_uri
 
 __all__ = ["provenance", "settings", "settings_sha256", "library_versions"]
 

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from vggish.params import Params
-from vggish.redact import redact_text, redact_uri
+from audiobeam.redact import redact_text, redact_uri
 
 __all__ = [
     "PROVENANCE_METADATA_KEY",

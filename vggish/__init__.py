@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from vggish.api import VGGish, Embeddings
 from vggish.assets import Assets, resolve_assets
-from vggish.errors import (AssetError, AudiobeamError, CheckpointError, ConfigError,
+from audiobeam.errors import (AssetError, AudiobeamError, CheckpointError, ConfigError,
                            InputError, TooShortError)
 from vggish.params import DEFAULT_PARAMS, Params
 from vggish.postprocess import PCAParams, pool, postprocess

@@ -24,7 +24,7 @@ import numpy as np
 from vggish.assets import Assets, resolve_assets
 from vggish.params import DEFAULT_PARAMS, Params
 from vggish.postprocess import PCAParams, postprocess
-from vggish.resample import DEFAULT_RESAMPLER, _check_method
+from audiobeam.resample import DEFAULT_RESAMPLER, _check_method
 from vggish.stream import SHORT_CLIP_POLICIES, iter_patches, waveform_to_patches
 
 __all__ = ["Embeddings", "VGGish", "SHORT_CLIP_POLICIES"]
@@ -103,7 +103,7 @@ class VGGish:
     Decoding is streamed (``vggish.stream.iter_patches``): memory holds the patches, not
     the decoded audio, so multi-hour files are fine.
     """
-    from vggish.audio import open_audio
+    from audiobeam.audio import open_audio
 
     with open_audio(path) as stream:
       blocks = [block.patches for block in iter_patches(

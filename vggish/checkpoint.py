@@ -30,7 +30,7 @@ from typing import Mapping
 
 import numpy as np
 
-from vggish.errors import CheckpointError
+from audiobeam.errors import CheckpointError
 from vggish.model import VARIABLE_SCOPE, variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
 

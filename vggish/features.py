@@ -82,7 +82,7 @@ def _mel_matrix_cached(params: Params) -> np.ndarray:
 def mel_matrix(params: Params) -> np.ndarray:
   """Spectrogram-to-mel weights [257, 64] float64 (read-only, cached per params)."""
   if params.mel_min_hz < 0.0 or not params.mel_min_hz < params.mel_max_hz <= params.sample_rate_hz / 2:
-    from vggish.errors import ConfigError
+    from audiobeam.errors import ConfigError
 
     raise ConfigError(
         f"need 0 <= mel_min_hz < mel_max_hz <= {params.sample_rate_hz / 2} (Nyquist), got "

@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from vggish.errors import InputError
+from audiobeam.errors import InputError
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = [

@@ -42,7 +42,7 @@ class Params:
   pca_means_key: str = "pca_means"
 
   def __post_init__(self):
-    from vggish.errors import ConfigError  # local import: errors has no deps either
+    from audiobeam.errors import ConfigError  # local import: errors has no deps either
 
     if self.patch_hop_seconds <= 0:
       raise ConfigError(

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from vggish.errors import AssetError
+from audiobeam.errors import AssetError
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = ["PCAParams", "postprocess", "pool", "POOLING_METHODS"]
@@ -112,7 +112,7 @@ def postprocess(raw: np.ndarray, pca: PCAParams, params: Params = DEFAULT_PARAMS
 def pool(raw: np.ndarray, method: str = "mean") -> np.ndarray:
   """Per-clip embedding: raw [N, 128] (N >= 1) -> float32 [128] by ``mean`` or ``max``."""
   if method not in POOLING_METHODS:
-    from vggish.errors import ConfigError
+    from audiobeam.errors import ConfigError
 
     raise ConfigError(f"pooling must be one of {POOLING_METHODS}, got {method!r}.")
   raw = np.asarray(raw)

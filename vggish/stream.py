@@ -27,10 +27,10 @@ from typing import Iterator
 import numpy as np
 
 from vggish import features
-from vggish.audio import AudioStream, check_sample_rate, to_mono
-from vggish.errors import AudioContentError, ConfigError, InputError, TooShortError
+from audiobeam.audio import AudioStream, check_sample_rate, to_mono
+from audiobeam.errors import AudioContentError, ConfigError, InputError, TooShortError
 from vggish.params import Params
-from vggish.resample import DEFAULT_RESAMPLER, StreamingResampler, resample, _check_method
+from audiobeam.resample import DEFAULT_RESAMPLER, StreamingResampler, resample, _check_method
 
 __all__ = [
     "SHORT_CLIP_POLICIES",
@@ -204,7 +204,7 @@ class PatchStream:
 
 def iter_patches(stream: AudioStream, params: Params, resampler: str = DEFAULT_RESAMPLER,
                  short_clips: str = "reference", block_seconds: float = 60.0) -> PatchStream:
-  """Stream the patches of an opened file (``vggish.audio.open_audio``), in order.
+  """Stream the patches of an opened file (``audiobeam.audio.open_audio``), in order.
 
   Yields ``PatchBlock(start_index, patches float32 [k, 96, 64])``; the concatenation equals
   the whole-file front end (to float rounding). Holds about ``block_seconds`` of decoded
@@ -223,7 +223,7 @@ def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Param
   ``waveform`` is float in [-1, 1] at ``sample_rate_hz``; channels are averaged. Same
   code path as ``iter_patches`` (one block). Raises ``AudioContentError`` for NaN/inf
   or an empty waveform, ``DecodeError('invalid_sample_rate')`` for a rate outside
-  ``vggish.audio``'s accepted range, and ``TooShortError`` as ``iter_patches`` does.
+  ``audiobeam.audio``'s accepted range, and ``TooShortError`` as ``iter_patches`` does.
   """
   _check_method(resampler)
   _check_policy(short_clips)

@@ -53,7 +53,7 @@ from typing import BinaryIO, Iterator, Union
 
 import numpy as np
 
-from vggish.errors import AudiobeamError, AudioContentError, DecodeError
+from audiobeam.errors import AudiobeamError, AudioContentError, DecodeError
 
 __all__ = [
     "AudioInfo",

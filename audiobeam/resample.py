@@ -49,7 +49,7 @@ import os
 
 import numpy as np
 
-from vggish.errors import ConfigError
+from audiobeam.errors import ConfigError
 
 __all__ = [
     "RESAMPLERS",
@@ -417,7 +417,7 @@ def _as_signal(x) -> np.ndarray:
   x = np.asarray(x)
   if x.ndim != 1:
     raise ValueError(f"expected a mono signal of shape [n], got shape {x.shape}; "
-                     "mix channels to mono first (vggish.audio.to_mono).")
+                     "mix channels to mono first (audiobeam.audio.to_mono).")
   return x.astype(np.float64, copy=False)
 
 

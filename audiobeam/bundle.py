@@ -49,12 +49,17 @@ __all__ = [
     "Postprocessor",
     "ModelBundle",
     "DEVICES",
+    "BACKENDS",
+    "pool_embedding",
     "POOLINGS",
     "NORMALIZATIONS",
     "SHORT_CLIP_POLICIES",
 ]
 
 DEVICES = ("auto", "cpu", "gpu")
+BACKENDS = ("tf", "torch")
+"""``--backend``: for models with both implementations (VGGish, YAMNet); torch-only
+models (CLAP, AST, CLMR) ignore it."""
 POOLINGS = ("mean", "max")
 NORMALIZATIONS = ("none", "l2")
 SHORT_CLIP_POLICIES = ("reference", "pad")
@@ -89,6 +94,7 @@ class Common:
   pooling: str = "mean"
   normalize: str = "none"
   device: str = "auto"
+  backend: str = "tf"
   cache_dir: str | None = None
   allow_tf32: bool = False
 
@@ -97,15 +103,16 @@ class Common:
 class Asset:
   """One resolved asset.
 
-  ``uri``: what the user gave (or the official URL); ``worker_uri``: where workers load
-  it from (the launcher's local copy for local runners, ``uri`` for remote ones, which
-  localize it into their own cache); ``sha256``: of its bytes (a folder: see
-  ``audiobeam.assets.sha256_of_directory``), checked again by every worker;
-  ``kind``: ``file`` or ``directory``.
+  ``uri``: what the user gave (or the official URL); ``local_path``: the launcher's
+  validated local copy; ``worker_uri``: where workers load it from (``local_path`` for
+  local runners, ``uri`` for remote ones, which localize it into their own cache);
+  ``sha256``: of its bytes (a folder: see ``audiobeam.assets.sha256_of_directory``),
+  checked again by every worker; ``kind``: ``file`` or ``directory``.
   """
 
   name: str
   uri: str
+  local_path: str
   worker_uri: str
   sha256: str
   kind: str = "file"
@@ -257,6 +264,12 @@ class ModelBundle(abc.ABC):
     """Further outputs for the requested ``--format`` values (default: none)."""
     del formats
     return []
+
+  def schema_metadata(self, assets: Mapping[str, Asset]) -> dict[str, str]:
+    """Extra key/values for the Parquet schema metadata of this model's files (e.g.
+    YAMNet's class names as JSON), read in the launcher from ``asset.local_path``."""
+    del assets
+    return {}
 
   def embedding_column(self) -> str:
     """The ``frames/`` column that is the embedding (searched, mapped, pooled)."""

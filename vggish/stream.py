@@ -5,9 +5,10 @@ The whole-file computation of Google's reference front end (vggish_input.py) is:
     patches = frame_patches(log_mel_spectrogram(resample(to_mono(samples), sr, 16000)))
 
 ``iter_patches`` gives the same patches, in order, while holding only about one block
-of audio: blocks are mixed to mono and resampled by a ``StreamingResampler`` (whose
-concatenated output equals the whole-signal resampling), and the 16 kHz samples are cut
-into patches by ``_PatchAssembler``. Patch ``i`` covers 16 kHz samples
+of audio: the generic driver ``audiobeam.stream.stream_inputs`` mixes blocks to mono and
+resamples them with a ``StreamingResampler`` (whose concatenated output equals the
+whole-signal resampling), and ``VGGishFrontEnd`` (the VGGish bundle's front end) cuts
+the 16 kHz samples into patches. Patch ``i`` covers 16 kHz samples
 ``[i * hop, i * hop + 15600)`` with ``hop = params.patch_hop_samples``; an STFT frame
 depends only on its own 400 samples, so computing the log-mel of each group of complete
 patches separately, starting at a patch boundary (a multiple of the 160-sample STFT
@@ -26,14 +27,17 @@ from typing import Iterator
 
 import numpy as np
 
-from vggish import features
 from audiobeam.audio import AudioStream, check_sample_rate, to_mono
+from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock
 from audiobeam.errors import AudioContentError, ConfigError, InputError, TooShortError
+from audiobeam.resample import DEFAULT_RESAMPLER, _check_method, resample
+from audiobeam.stream import Feed, StreamResult, block_frames_for, stream_inputs
+from vggish import features
 from vggish.params import Params
-from audiobeam.resample import DEFAULT_RESAMPLER, StreamingResampler, resample, _check_method
 
 __all__ = [
     "SHORT_CLIP_POLICIES",
+    "VGGishFrontEnd",
     "PatchBlock",
     "PatchStats",
     "PatchStream",
@@ -41,21 +45,20 @@ __all__ = [
     "waveform_to_patches",
 ]
 
-SHORT_CLIP_POLICIES = ("reference", "pad")
-
 # Patches per log-mel call: bounds the STFT temporaries (~0.5 MB per patch).
 _PATCHES_PER_CALL = 64
 
 
 @dataclasses.dataclass(frozen=True)
-class PatchBlock:
+class PatchBlock(InputBlock):
   """Consecutive patches of one file: ``patches[j]`` is patch ``start_index + j``.
 
-  ``patches``: float32 [k, patch_frames (96), num_mel_bins (64)], log-mel values.
+  ``patches`` (= ``inputs``): float32 [k, patch_frames (96), num_mel_bins (64)], log-mel.
   """
 
-  start_index: int
-  patches: np.ndarray
+  @property
+  def patches(self) -> np.ndarray:
+    return self.inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +90,18 @@ def _check_policy(short_clips: str) -> None:
                       f"{short_clips!r}.")
 
 
-class _PatchAssembler:
+class VGGishFrontEnd(FrontEnd):
   """Cuts a 16 kHz mono signal, delivered in pieces, into log-mel patches.
 
-  ``push(samples [k])`` yields ``PatchBlock``s for every patch that is complete;
-  ``finish(short_clips)`` yields the padded patch when the policy asks for it.
+  ``push(samples [k])`` yields ``PatchBlock``s (``InputBlock``s of float32 [k, 96, 64])
+  for every patch that is complete; ``finish(duration_seconds)`` yields the padded patch
+  when ``short_clips == "pad"`` asks for it, or raises ``TooShortError``.
   """
 
-  def __init__(self, params: Params, name: str = "<waveform>"):
+  def __init__(self, params: Params, short_clips: str = "reference", name: str = "<waveform>"):
+    _check_policy(short_clips)
     self.params = params
+    self.short_clips = short_clips
     self.name = name
     self.num_samples = 0          # 16 kHz samples received
     self.num_patches = 0          # patches yielded
@@ -138,11 +144,15 @@ class _PatchAssembler:
         self._buffer = self._buffer[consumed:].copy()
       yield block
 
-  def finish(self, short_clips: str, duration_seconds: float) -> Iterator[PatchBlock]:
+  @property
+  def num_frames(self) -> int:
+    return self.num_patches
+
+  def finish(self, duration_seconds: float) -> Iterator[PatchBlock]:
     if self.num_patches:
       return
     span = self.params.patch_span_samples
-    if short_clips == "reference":
+    if self.short_clips == "reference":
       raise TooShortError(
           f"{self.name}: {duration_seconds:.4f} s of audio ({self.num_samples} samples at "
           f"{self.params.sample_rate_hz} Hz) is shorter than one patch "
@@ -184,21 +194,18 @@ class PatchStream:
 
   def _generate(self) -> Iterator[PatchBlock]:
     info = self.stream.info
-    rate_hz = info.sample_rate_hz
-    block_frames = max(1, int(round(self.block_seconds * rate_hz)))
-    converter = StreamingResampler(rate_hz, self.params.sample_rate_hz, self.resampler)
-    assembler = _PatchAssembler(self.params, self.stream.name)
-    for block in self.stream.blocks(block_frames):               # [k, channels], finite
-      yield from assembler.push(converter.process(to_mono(block)))
-    yield from assembler.push(converter.flush())
-    frames = self.stream.frames_decoded
-    if frames == 0:
-      raise AudioContentError(f"{self.stream.name}: no audio samples decoded; expected audio.",
-                              error_type="no_samples")
-    yield from assembler.finish(self.short_clips, frames / rate_hz)
-    self.stats = PatchStats(source_frames=frames, sample_rate_hz=rate_hz,
-                            channels=info.channels, num_samples=assembler.num_samples,
-                            num_patches=assembler.num_patches, padded=assembler.padded,
+    frontend = VGGishFrontEnd(self.params, self.short_clips, self.stream.name)
+    result = StreamResult()
+    feeds = {"vggish": Feed(self.params.sample_rate_hz, self.resampler, frontend)}
+    block_frames = min(block_frames_for(info.sample_rate_hz, info.channels),
+                       max(1, int(round(self.block_seconds * info.sample_rate_hz))))
+    for _, block in stream_inputs(self.stream, feeds, result, block_frames):
+      yield block
+    if "vggish" in result.errors:
+      raise result.errors["vggish"]
+    self.stats = PatchStats(source_frames=result.source_frames, sample_rate_hz=info.sample_rate_hz,
+                            channels=info.channels, num_samples=frontend.num_samples,
+                            num_patches=frontend.num_patches, padded=frontend.padded,
                             resampler=self.resampler)
 
 
@@ -242,9 +249,9 @@ def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Param
   sample_rate_hz = check_sample_rate(sample_rate_hz, "waveform")
   mono = to_mono(waveform)                                              # [n]
   signal = resample(mono, sample_rate_hz, params.sample_rate_hz, resampler)  # [m]
-  assembler = _PatchAssembler(params)
-  blocks = list(assembler.push(signal))
-  blocks += list(assembler.finish(short_clips, mono.shape[0] / sample_rate_hz))
+  frontend = VGGishFrontEnd(params, short_clips)
+  blocks = list(frontend.push(signal))
+  blocks += list(frontend.finish(mono.shape[0] / sample_rate_hz))
   if not blocks:
     return np.zeros((0, params.patch_frames, params.num_mel_bins), dtype=np.float32)
   return np.concatenate([b.patches for b in blocks], axis=0)

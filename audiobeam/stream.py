@@ -1,0 +1,127 @@
+"""The streaming driver: one decoded file -> every model's inputs, in bounded memory.
+
+A file is decoded once, block by block; each block is mixed to mono once and resampled
+once per distinct (rate, resampler) among the models; each model's ``FrontEnd``
+(``audiobeam.bundle``) receives its rate's samples and gives its inputs::
+
+    open_audio(file) --blocks--> to_mono --+-- StreamingResampler(16 kHz) --> vggish, yamnet
+                                           +-- StreamingResampler(48 kHz) --> clap
+
+Failure isolation: a decode error ends the file for every model (it is raised); an
+``InputError`` raised by one model's front end (too short, non-finite features) ends the
+file for that model only, is kept in ``StreamResult.errors`` and the other models go on.
+Memory: about one decoded block (``block_frames`` x channels) plus each front end's own
+buffer; ``block_frames_for`` sizes the block from a byte budget so that many-channel or
+high-rate files stay within it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from audiobeam.audio import AudioStream, to_mono
+from audiobeam.bundle import FrontEnd, InputBlock
+from audiobeam.errors import AudioContentError, InputError
+from audiobeam.resample import StreamingResampler
+
+__all__ = ["Feed", "StreamResult", "stream_inputs", "block_frames_for",
+           "DEFAULT_BLOCK_BUDGET_BYTES"]
+
+DEFAULT_BLOCK_BUDGET_BYTES = 64 << 20
+"""Decoded bytes held per block (float64 samples of every channel): 64 MiB is ~87 s of
+48 kHz stereo and ~0.7 s of a 256-channel 48 kHz file."""
+
+_MAX_BLOCK_SECONDS = 60.0
+
+
+def block_frames_for(sample_rate_hz: int, channels: int,
+                     budget_bytes: int = DEFAULT_BLOCK_BUDGET_BYTES) -> int:
+  """Frames per decoded block: at most 60 s, and at most ``budget_bytes`` of float64
+  samples over all channels (at least 1 frame)."""
+  by_budget = budget_bytes // (8 * max(1, int(channels)))
+  by_time = int(_MAX_BLOCK_SECONDS * sample_rate_hz)
+  return max(1, min(by_budget, by_time))
+
+
+@dataclasses.dataclass
+class Feed:
+  """One model fed by the driver: its rate, resampler and a fresh front end."""
+
+  rate_hz: int
+  resampler: str
+  frontend: FrontEnd
+
+
+@dataclasses.dataclass
+class StreamResult:
+  """What one pass found, set when ``stream_inputs`` is exhausted.
+
+  ``source_frames`` decoded at ``sample_rate_hz`` (per channel); ``errors``: model name ->
+  the ``InputError`` that ended the file for that model.
+  """
+
+  source_frames: int = 0
+  sample_rate_hz: int = 0
+  channels: int = 0
+  errors: dict[str, InputError] = dataclasses.field(default_factory=dict)
+  finished: bool = False
+
+  @property
+  def duration_seconds(self) -> float:
+    return self.source_frames / self.sample_rate_hz if self.sample_rate_hz else 0.0
+
+
+def stream_inputs(stream: AudioStream, feeds: Mapping[str, Feed], result: StreamResult,
+                  block_frames: int | None = None) -> Iterator[tuple[str, InputBlock]]:
+  """Yields ``(model name, InputBlock)`` for every model of ``feeds``, in file order.
+
+  ``result`` is filled as the file is read; it is complete once the iterator is
+  exhausted (``result.finished``). Decode errors propagate; a front end's ``InputError``
+  is recorded in ``result.errors`` and that model is fed no more. A file that decodes to
+  no samples at all raises ``AudioContentError('no_samples')``.
+  """
+  info = stream.info
+  result.sample_rate_hz, result.channels = info.sample_rate_hz, info.channels
+  if block_frames is None:
+    block_frames = block_frames_for(info.sample_rate_hz, info.channels)
+  live = dict(feeds)
+  converters: dict[tuple[int, str], StreamingResampler] = {}
+  for feed in live.values():
+    key = (feed.rate_hz, feed.resampler)
+    if key not in converters:
+      converters[key] = StreamingResampler(info.sample_rate_hz, feed.rate_hz, feed.resampler)
+
+  def deliver(key, samples):
+    for name, feed in list(live.items()):
+      if (feed.rate_hz, feed.resampler) != key:
+        continue
+      try:
+        for block in feed.frontend.push(samples):
+          yield name, block
+      except InputError as error:
+        result.errors[name] = error
+        del live[name]
+
+  for block in stream.blocks(block_frames):                        # [k, channels], finite
+    mono = to_mono(block)                                            # [k]
+    del block
+    for key, converter in converters.items():
+      if any((f.rate_hz, f.resampler) == key for f in live.values()):
+        yield from deliver(key, converter.process(mono))
+  for key, converter in converters.items():
+    if any((f.rate_hz, f.resampler) == key for f in live.values()):
+      yield from deliver(key, converter.flush())
+  result.source_frames = stream.frames_decoded
+  if result.source_frames == 0:
+    raise AudioContentError(f"{stream.name}: no audio samples decoded; expected audio.",
+                            error_type="no_samples")
+  for name, feed in list(live.items()):
+    try:
+      for block in feed.frontend.finish(result.duration_seconds):
+        yield name, block
+    except InputError as error:
+      result.errors[name] = error
+  result.finished = True

@@ -107,7 +107,8 @@ class Asset:
   validated local copy; ``worker_uri``: where workers load it from (``local_path`` for
   local runners, ``uri`` for remote ones, which localize it into their own cache);
   ``sha256``: of its bytes (a folder: see ``audiobeam.assets.sha256_of_directory``),
-  checked again by every worker; ``kind``: ``file`` or ``directory``.
+  checked again by every worker; ``kind``: ``file`` or ``directory``; ``files``: for a
+  directory, the file names that make up the asset (and that its sha256 covers).
   """
 
   name: str
@@ -116,6 +117,7 @@ class Asset:
   worker_uri: str
   sha256: str
   kind: str = "file"
+  files: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,7 +185,9 @@ class Postprocessor(abc.ABC):
   @abc.abstractmethod
   def clip_columns(self, frames: Mapping[str, np.ndarray], common: Common) -> dict[str, Any]:
     """frame columns of one clip -> ``{column: value}`` for every field of
-    ``clip_fields()`` (the pooled ``embedding`` among them; see ``pool_embedding``)."""
+    ``clip_fields()`` (the pooled ``embedding`` among them; see ``pool_embedding``). A
+    model that pools its own way (CLAP: mean, then L2 always) also returns ``pooling``
+    and ``normalize`` to say what it did; otherwise ``common``'s values are recorded."""
 
 
 class ModelBundle(abc.ABC):
@@ -223,6 +227,26 @@ class ModelBundle(abc.ABC):
   def settings(self, assets: Mapping[str, Asset]) -> dict[str, Any]:
     """JSON-able: everything that determines this model's output values (asset sha256s,
     front-end params, resampler, policies, pooling) and nothing else."""
+
+  def localize(self, asset: Asset) -> str:
+    """Worker side: a local path for ``asset`` (``worker_uri``, copied once into the cache
+    when remote) whose sha256 is the launcher's; ``AssetError`` if it changed."""
+    from audiobeam import assets as cache  # pylint: disable=import-outside-toplevel
+    from audiobeam.errors import AssetError  # pylint: disable=import-outside-toplevel
+    if asset.kind == "directory":
+      path = cache.localize_directory(asset.worker_uri, self.common.cache_dir,
+                                      what=f"{self.name} {asset.name}", required=asset.files)
+      found = cache.sha256_of_directory(path, asset.files or None)
+    else:
+      path = cache.localize(asset.worker_uri, self.common.cache_dir,
+                            what=f"{self.name} {asset.name}")
+      found = cache.sha256_of_files([path])
+    if found != asset.sha256:
+      raise AssetError(
+          f"expected the {self.name} {asset.name} at {path} to have sha256 {asset.sha256} "
+          f"(what the launcher resolved), found {found}; the file changed during the run: "
+          "re-run.")
+    return path
 
   # --- worker: front end -------------------------------------------------------------------
 

@@ -1,22 +1,16 @@
-"""``python -m pipelines.embed``: embed audio files with VGGish on Apache Beam.
+"""``python -m pipelines.embed``: embed audio files with one or more models on Apache Beam.
 
-The job reads as a sentence::
+The job reads as the data flow, one branch per ``--model``::
 
-  MatchAudio | ExtractLogMelPatches | EmbedWithVGGish | PostprocessAndPool | WriteEmbeddings
+  MatchAudio | [SkipAlreadyEmbedded] | ExtractModelInputs
+    -> per model: EmbedWithModel | PostprocessAndPool | WriteModelOutputs
+    -> all models' failures: WriteErrors
 
-Before building the job the launcher validates the configuration and resolves the
-weights (``vggish.assets.resolve_assets``): a bad flag or missing weights stop here, and
-the weights' sha256 go into the provenance. Workers load the weights from the URI the
-launcher resolved (a local runner: the launcher's local copy; a remote runner: the
-original gs:// / s3:// / https URI, localized by each worker) and check the sha256.
-
-Re-runs replace: each run writes its part files under a fresh run id; once the job
-succeeded, ``run.json`` is written (naming that run id) and only then the part files of
-earlier runs are deleted. A run killed at any point leaves the previous complete
-output (named by the previous ``run.json``) or this one; the next successful run
-removes the leftovers. With ``--skip_existing`` a run adds instead of replacing: it skips
-inputs its output's manifests (``transforms.manifest``) list as embedded under the same
-settings, keeps every committed run's files, and commits its own by writing its manifest.
+Before building the job the launcher validates the configuration and resolves every
+model's assets (its bundle's ``resolve_assets``): a bad flag or missing weights stop
+here, and the assets' sha256 go into the provenance. Workers load the assets from the
+URIs the launcher resolved and check the sha256. The run's lifecycle -- one writer per
+output, ownership of files, staging, commit, cleanup -- is ``pipelines.lifecycle``.
 """
 
 from __future__ import annotations
@@ -24,62 +18,61 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import glob
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
-import uuid
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, SetupOptions
 from apache_beam.runners.runner import PipelineState
 
-from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
-                               parse_config)
-from transforms import manifest
-from transforms import provenance as provenance_lib
-from transforms.embed import (MODEL_METRICS_NAMESPACE, EmbedWithVGGish, VGGishModelHandler,
-                              poison_patch_for_test)
-from transforms.extract import ExtractLogMelPatches
-from transforms.match import MatchAudio
-from transforms.postprocess import PostprocessAndPool
-from transforms.write import OUTPUT_SUBDIRS, WriteEmbeddings
+from audiobeam.bundle import Asset, ModelBundle
 from audiobeam.errors import AudiobeamError
 from audiobeam.redact import redact_text, redact_uri
+from pipelines import lifecycle
+from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
+                               model_options, parse_config)
+from transforms import manifest
+from transforms import provenance as provenance_lib
+from transforms.embed import (BundleModelHandler, EmbedWithModel, model_metrics_namespace,
+                              poison_input_for_test)
+from transforms.extract import ExtractModelInputs
+from transforms.match import MatchAudio
+from transforms.postprocess import PostprocessAndPool
+from transforms.write import ERRORS_DIR, WriteErrors, WriteModelOutputs
 
-__all__ = ["run", "main", "build_pipeline", "RunSummary", "WorkerWeights", "RUN_JSON"]
+__all__ = ["run", "main", "build_pipeline", "RunSummary", "RUN_JSON"]
 
-RUN_JSON = "run.json"
+RUN_JSON = lifecycle.RUN_JSON
 _NAMESPACE = "audiobeam"
 _LOGGER = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerWeights:
-  """Where workers load the weights from, and the sha256 they must have."""
-  checkpoint_uri: str
-  checkpoint_sha256: str
-  pca_params_uri: str
-  pca_params_sha256: str
-
-
 @dataclasses.dataclass
 class RunSummary:
-  """What a finished run did; ``counts`` are read back from the files written."""
+  """What a finished run did; ``counts`` are read back from the files written.
+
+  ``counts``: ``files_matched``, ``files_skipped_existing`` and ``models``: model ->
+  ``files_embedded``, ``files_skipped_existing``, ``errors``, ``errors_by_type``,
+  ``frames``, ``audio_seconds`` (and ``<extra>_records`` for TFRecord extras).
+  """
   run_id: str
   output: str
   config: dict[str, Any]
-  provenance: dict[str, Any]
+  provenance: dict[str, dict[str, Any]]
   counts: dict[str, Any]
   metrics: dict[str, int]
   outputs: dict[str, list[str]]
   wall_seconds: float
+  committed_run_ids: list[str] = dataclasses.field(default_factory=list)
 
   def to_record(self, started_at: str, finished_at: str) -> dict[str, Any]:
     return {
@@ -89,6 +82,7 @@ class RunSummary:
         "finished_at": finished_at,
         "wall_seconds": round(self.wall_seconds, 3),
         "config": self.config,
+        "models": list(self.provenance),
         "provenance": self.provenance,
         "counts": self.counts,
         "metrics": self.metrics,
@@ -99,42 +93,28 @@ class RunSummary:
     c = self.counts
     if not c:
       return f"audiobeam run {self.run_id}: dry run, the job was built and nothing was run"
-    errors_by_type = ", ".join(f"{k}={v}" for k, v in sorted(c["errors_by_type"].items())) or "none"
-    lines = [
-        f"audiobeam run {self.run_id}: {c['files_matched']} files matched, "
-        f"{c['files_embedded']} embedded, {c['errors']} errors",
-        f"  audio: {c['audio_seconds'] / 3600.0:.3f} h ({c['audio_seconds']:.1f} s), "
-        f"frames: {c['frames']}" + self._model_calls(),
-        f"  errors by type: {errors_by_type}",
-        f"  wall time: {self.wall_seconds:.1f} s",
-        f"  outputs: {redact_uri(self.output)} ({', '.join(k for k, v in self.outputs.items() if v)}; "
-        f"{RUN_JSON})",
-    ]
+    skipped = (f", {c['files_skipped_existing']} skipped (embedded before)"
+               if c.get("files_skipped_existing") else "")
+    lines = [f"audiobeam run {self.run_id}: {c['files_matched']} files matched{skipped}"]
+    for model, m in c["models"].items():
+      by_type = ", ".join(f"{k}={v}" for k, v in sorted(m["errors_by_type"].items()))
+      lines.append(
+          f"  {model}: {m['files_embedded']} embedded, {m['errors']} errors"
+          + (f" ({by_type})" if by_type else "")
+          + f"; audio {m['audio_seconds'] / 3600.0:.3f} h ({m['audio_seconds']:.1f} s), "
+          f"frames: {m['frames']}" + self._model_calls(model))
+    written = [k for k, v in self.outputs.items() if v]
+    lines += [f"  wall time: {self.wall_seconds:.1f} s",
+              f"  outputs: {redact_uri(self.output)} ({', '.join(written) or 'no new rows'}; "
+              f"{RUN_JSON})"]
     return "\n".join(lines)
 
-  def _model_calls(self) -> str:
-    calls = self.metrics.get("model_calls")
+  def _model_calls(self, model: str) -> str:
+    calls = self.metrics.get(f"{model}_model_calls")
     if not calls:
       return ""
     return (f", model calls: {calls} (mean batch "
-            f"{self.metrics.get('model_call_patches', 0) / calls:.1f} patches)")
-
-
-def _new_run_id() -> str:
-  now = datetime.datetime.now(datetime.timezone.utc)
-  return now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-
-
-def _resolve_weights(config: EmbedConfig):
-  """Resolves (downloads/localizes, validates, hashes) the weights in the launcher."""
-  from vggish import assets  # pylint: disable=import-outside-toplevel
-  resolved = assets.resolve_assets(config.checkpoint, config.pca_params, cache_dir=config.cache_dir)
-  if is_local_runner(config.runner):
-    return resolved, WorkerWeights(resolved.checkpoint_path, resolved.checkpoint_sha256,
-                                   resolved.pca_params_path, resolved.pca_params_sha256)
-  # Remote workers localize the original URIs themselves (options.py refused local paths).
-  return resolved, WorkerWeights(resolved.checkpoint_uri, resolved.checkpoint_sha256,
-                                 resolved.pca_params_uri, resolved.pca_params_sha256)
+            f"{self.metrics.get(f'{model}_model_call_inputs', 0) / calls:.1f})")
 
 
 TEST_ONLY_FAULT_ENV = "AUDIOBEAM_TEST_ONLY_INFERENCE_FAULT_URIS"
@@ -151,43 +131,66 @@ def _test_only_inference_fault_uris() -> frozenset:
   return frozenset(json.loads(value))
 
 
-def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, weights: WorkerWeights, *,
-                   run_id: str, provenance: dict[str, Any],
+@dataclasses.dataclass(frozen=True)
+class _Model:
+  """One model of the run, resolved in the launcher."""
+  bundle: ModelBundle
+  assets: dict[str, Asset]
+  provenance: dict[str, Any]
+  schema_metadata: dict[str, str]
+
+  @property
+  def settings_sha256(self) -> str:
+    return self.provenance["settings_sha256"]
+
+
+def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, models: Sequence[_Model], *,
+                   run_id: str, base_dir: str,
                    select_files: beam.PTransform | None = None) -> dict[str, Any]:
-  """Adds the embedding job to ``pipeline``; returns the written-file PCollections.
+  """Adds the embedding job to ``pipeline``, writing under ``base_dir``; returns the
+  written-file PCollections by output folder (``vggish/clips``, ``errors``, ...).
 
   ``select_files`` (PCollection[AudioFile] -> PCollection[AudioFile]) is applied to the
-  matched files before decoding: the place for an incremental run to drop inputs that
-  earlier runs already embedded under the same ``settings_sha256`` (``clips/`` and
-  ``errors/`` rows carry uri, size_bytes, last_modified_seconds and settings_sha256).
+  matched files before decoding: an incremental run drops the (file, model) pairs that
+  earlier runs embedded under the same ``settings_sha256``.
   """
-  params = config.params
-  handler = VGGishModelHandler(
-      weights.checkpoint_uri, checkpoint_sha256=weights.checkpoint_sha256, params=params,
-      batch_size=config.batch_size, cache_dir=config.cache_dir)
   files, match_failures = pipeline | "MatchAudio" >> MatchAudio(list(config.input))
   if select_files is not None:
     files = files | "SelectFiles" >> select_files
-  patches, outcomes = files | "ExtractLogMelPatches" >> ExtractLogMelPatches(
-      params, config.resampler, config.short_clips)
+  branches = files | "ExtractModelInputs" >> ExtractModelInputs([m.bundle for m in models])
   fault_uris = _test_only_inference_fault_uris()
-  if fault_uris:  # TEST ONLY (tests/test_hostile_inputs.py): never set in production
-    patches = patches | "TestOnlyInjectInferenceFaults" >> beam.Map(
-        poison_patch_for_test, fault_uris)
-  frames = patches | "EmbedWithVGGish" >> EmbedWithVGGish(handler)
-  clips, clip_failures = (outcomes, frames) | "PostprocessAndPool" >> PostprocessAndPool(
-      weights.pca_params_uri, pca_params_sha256=weights.pca_params_sha256, params=params,
-      pooling=config.pooling, cache_dir=config.cache_dir)
-  failures = (match_failures, clip_failures) | "AllFailures" >> beam.Flatten()
-  return (clips, failures) | "WriteEmbeddings" >> WriteEmbeddings(
-      config.output, formats=config.format, run_id=run_id, params=params,
-      provenance=provenance, settings_sha256=provenance["settings_sha256"])
+  failures = [match_failures]
+  written: dict[str, Any] = {}
+  for model in models:
+    name = model.bundle.name
+    inputs, outcomes = branches[name]
+    if fault_uris:  # TEST ONLY (tests/test_hostile_inputs.py): never set in production
+      inputs = inputs | f"TestOnlyInjectInferenceFaults[{name}]" >> beam.Map(
+          poison_input_for_test, fault_uris)
+    handler = BundleModelHandler(model.bundle, model.assets,
+                                 batch_size=config.batch_size_of(model.bundle))
+    frames = inputs | f"EmbedWith[{name}]" >> EmbedWithModel(handler)
+    clips, clip_failures = (outcomes, frames) | f"PostprocessAndPool[{name}]" >> PostprocessAndPool(
+        model.bundle, model.assets)
+    failures.append(clip_failures)
+    written.update(clips | f"WriteOutputs[{name}]" >> WriteModelOutputs(
+        base_dir, model.bundle, formats=config.format, run_id=run_id,
+        provenance=model.provenance, settings_sha256=model.settings_sha256,
+        schema_metadata=model.schema_metadata))
+  all_failures = failures | "AllFailures" >> beam.Flatten()
+  errors_provenance = {"run_id": run_id, "models": {m.bundle.name: m.provenance for m in models}}
+  written.update(all_failures | "WriteErrors" >> WriteErrors(
+      base_dir, run_id=run_id, settings_sha256={m.bundle.name: m.settings_sha256 for m in models},
+      provenance=errors_provenance))
+  return written
 
 
 def _redacted(config: dict[str, Any]) -> dict[str, Any]:
   """The effective config with credentials in URIs masked (local paths are unchanged)."""
+  paths = {"input", "output", "cache_dir", "existing_outputs"} | {
+      k for k, (_, option) in model_options().items() if option.kind == "path"}
   out = dict(config)
-  for key in ("input", "output", "checkpoint", "pca_params", "cache_dir"):
+  for key in paths:
     value = out.get(key)
     if isinstance(value, str):
       out[key] = redact_uri(value)
@@ -242,14 +245,14 @@ def _share_cores_between_workers(options):
     os.environ.pop(INTRA_OP_THREADS_ENV, None)
 
 
-def _metrics(result) -> dict[str, int]:
-  """Our counters, plus ``model_calls``/``model_call_patches`` from RunInference's batch-size
-  distribution (so a user can see that batches were full)."""
+def _metrics(result, models: Sequence[str]) -> dict[str, int]:
+  """Our counters, plus ``<model>_model_calls``/``<model>_model_call_inputs`` from
+  RunInference's batch-size distribution (so a user can see that batches were full)."""
   out: dict[str, int] = {}
   try:
     ours = result.metrics().query(MetricsFilter().with_namespace(_NAMESPACE))
-    model = result.metrics().query(MetricsFilter().with_namespace(
-        MODEL_METRICS_NAMESPACE).with_name("inference_request_batch_size"))
+    model_metrics = {m: result.metrics().query(MetricsFilter().with_namespace(
+        model_metrics_namespace(m)).with_name("inference_request_batch_size")) for m in models}
   except Exception:  # pylint: disable=broad-except  # some runners cannot query metrics
     return out
 
@@ -259,125 +262,146 @@ def _metrics(result) -> dict[str, int]:
   for counter in ours["counters"]:
     name = counter.key.metric.name
     out[name] = out.get(name, 0) + int(value_of(counter) or 0)
-  for distribution in model["distributions"]:
-    data = value_of(distribution)
-    if data is not None:
-      out["model_calls"] = out.get("model_calls", 0) + int(data.count)
-      out["model_call_patches"] = out.get("model_call_patches", 0) + int(data.sum)
+  for model, result_of_model in model_metrics.items():
+    for distribution in result_of_model["distributions"]:
+      data = value_of(distribution)
+      if data is not None:
+        out[f"{model}_model_calls"] = out.get(f"{model}_model_calls", 0) + int(data.count)
+        out[f"{model}_model_call_inputs"] = out.get(f"{model}_model_call_inputs", 0) + int(data.sum)
   return out
 
 
-def _run_parts(output: str, subdir: str, run_id: str | None = None) -> list[str]:
-  """Part files in ``output/subdir`` (of ``run_id``, or of every run), sorted."""
-  pattern = f"{output.rstrip('/')}/{subdir}/part-{run_id + '-' if run_id else ''}*"
-  try:
-    return sorted(m.path for r in FileSystems.match([pattern]) for m in r.metadata_list)
-  except Exception:  # pylint: disable=broad-except  # nothing there yet
-    return []
+# --- reading back what the job wrote ----------------------------------------------------------
 
 
-def _parquet_rows(paths: Sequence[str], column: str | None = None):
-  """Row count (from the footers: cheap) and, with ``column``, that column's values."""
+def _parquet(path: str, columns: Sequence[str] | None = None):
   import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
-  rows, values = 0, []
-  for path in paths:
-    with FileSystems.open(path) as f:
-      parquet = pq.ParquetFile(f)
-      rows += parquet.metadata.num_rows
-      if column is not None:
-        values.extend(parquet.read(columns=[column]).column(column).to_pylist())
-  return rows, values
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    parquet = pq.ParquetFile(f)
+    rows = parquet.metadata.num_rows
+    table = parquet.read(columns=list(columns)) if columns and rows else None
+  return rows, table
 
 
-def _tfrecord_count(paths: Sequence[str]) -> int:
-  """Records in TFRecord files, skipping over payloads (length header + 2 CRCs)."""
+def _tfrecord_count(path: str) -> int:
+  """Records in a TFRecord file, skipping over payloads (length header + 2 CRCs)."""
   import struct  # pylint: disable=import-outside-toplevel
   count = 0
-  for path in paths:
-    with FileSystems.open(path) as f:
-      while True:
-        header = f.read(12)
-        if len(header) < 12:
-          break
-        (length,) = struct.unpack("<Q", header[:8])
-        f.seek(length + 4, 1)
-        count += 1
+  with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+    while True:
+      header = f.read(12)
+      if len(header) < 12:
+        break
+      (length,) = struct.unpack("<Q", header[:8])
+      f.seek(length + 4, 1)
+      count += 1
   return count
 
 
-def _count_outputs(config: EmbedConfig, run_id: str, metrics: dict[str, int]):
-  outputs = {sub: _run_parts(config.output, sub, run_id) for sub in OUTPUT_SUBDIRS}
-  files_embedded, durations = _parquet_rows(outputs["clips"], "duration_seconds")
-  errors, error_types = _parquet_rows(outputs["errors"], "error_type")
-  errors_by_type: dict[str, int] = {}
-  for error_type in error_types:
-    errors_by_type[error_type] = errors_by_type.get(error_type, 0) + 1
-  no_match = errors_by_type.get("no_match", 0)
-  skipped = metrics.get("files_skipped_existing", 0)  # --skip_existing: embedded before
-  counts = {
-      "files_matched": metrics.get("files_matched", files_embedded + errors - no_match + skipped),
-      "files_skipped_existing": skipped,
-      "files_embedded": files_embedded,
-      "errors": errors,
-      "errors_by_type": errors_by_type,
-      "frames": metrics.get("frames", 0),
-      "audio_seconds": float(sum(durations)),  # of the embedded clips, as written
-  }
-  if "parquet" in config.format:
-    counts["frames"], _ = _parquet_rows(outputs["frames"])
-  if "tfrecord" in config.format:
-    counts["tfrecord_examples"] = _tfrecord_count(outputs["tfrecord"])
-  mismatches = []
-  for name, value in (("files_embedded", files_embedded), ("errors", errors),
-                      ("frames", counts["frames"])):
-    if name in metrics and metrics[name] != value:
-      mismatches.append(f"{name}: metrics {metrics[name]} != rows {value}")
-  if counts["files_matched"] != files_embedded + errors - no_match + skipped:
-    mismatches.append(f"files_matched {counts['files_matched']} != clips {files_embedded} + "
-                      f"errors {errors - no_match} (without no_match)")
-  if mismatches:  # Never silent: this would mean lost or duplicated inputs.
-    _LOGGER.error("audiobeam accounting mismatch: %s", "; ".join(mismatches))
-    counts["accounting_mismatches"] = mismatches
-  return counts, outputs
+@dataclasses.dataclass
+class _Written:
+  """The staged files of a run, read back: rows per file and the values we count."""
+  files: list[tuple[str, str]]               # (staged path, final relative path), non-empty
+  counts: dict[str, Any]
+  outputs: dict[str, list[str]]              # folder -> final relative paths
+  outcomes: dict[str, set[str]]              # model -> uris with a clips or errors row
+  manifest_entries: list[dict[str, Any]]
 
 
-def _write_json(path: str, record: dict[str, Any]) -> None:
-  """Writes ``record`` to ``path`` via a temporary name + rename (atomic on POSIX/GCS-ish)."""
-  temp = path + ".tmp-" + uuid.uuid4().hex[:8]
-  with FileSystems.create(temp) as f:
-    f.write(json.dumps(record, indent=2, sort_keys=True).encode("utf-8") + b"\n")
-  if FileSystems.exists(path):
-    FileSystems.delete([path])
-  FileSystems.rename([temp], [path])
-
-
-def _delete_run_parts(output: str, run_id: str) -> None:
-  """Best-effort removal of one run's part files (after that run failed)."""
-  try:
-    parts = [p for sub in OUTPUT_SUBDIRS for p in _run_parts(output, sub, run_id)]
-    if parts:
-      FileSystems.delete(parts)
-  except Exception:  # pylint: disable=broad-except  # the next successful run cleans up
-    _LOGGER.warning("could not remove the part files of failed run %s in %s", run_id, output)
-
-
-def _delete_previous_runs(output: str, run_id: str, keep: set[str] = frozenset()) -> list[str]:
-  """Deletes other runs' part files (but those of ``keep``) and Beam temp leftovers."""
-  stale = []
-  keep_prefixes = tuple(f"part-{r}-" for r in {run_id, *keep})
-  for sub in OUTPUT_SUBDIRS:
-    stale += [p for p in _run_parts(output, sub) if not p.rsplit("/", 1)[-1].startswith(keep_prefixes)]
-    temp_pattern = f"{output.rstrip('/')}/{sub}/beam-temp-*"
-    if FileSystems.get_scheme(output) in (None, "file"):
-      stale += glob.glob(temp_pattern)  # directories: FileSystems.delete removes them whole
+def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Model],
+               metrics: dict[str, int]) -> _Written:
+  """Reads the run's staged files: drops empty ones, counts rows, builds the manifest."""
+  names = [m.bundle.name for m in models]
+  per_model = {n: {"files_embedded": 0, "files_skipped_existing": metrics.get(
+      f"{n}_files_skipped_existing", 0), "errors": 0, "errors_by_type": {}, "frames": 0,
+      "audio_seconds": 0.0} for n in names}
+  outcomes: dict[str, set[str]] = {n: set() for n in names}
+  entries: list[dict[str, Any]] = []
+  outputs: dict[str, list[str]] = {}
+  kept = []
+  identity = ["uri", "size_bytes", "last_modified_seconds", "settings_sha256", "run_id"]
+  for staged, rel in ledger.staged_files(run_id):
+    folder = rel.rsplit("/", 1)[0]
+    model, _, sub = folder.partition("/")
+    if rel.endswith(".tfrecord"):
+      rows = _tfrecord_count(staged)
+      if rows and model in per_model:
+        key = f"{sub}_records"
+        per_model[model][key] = per_model[model].get(key, 0) + rows
+    elif rel.endswith(".parquet") and folder == ERRORS_DIR:
+      rows, table = _parquet(staged, identity + ["model", "error_type", "stage"])
+      for row in (table.to_pylist() if table is not None else []):
+        model_counts = per_model[row["model"]]
+        model_counts["errors"] += 1
+        model_counts["errors_by_type"][row["error_type"]] = model_counts["errors_by_type"].get(
+            row["error_type"], 0) + 1
+        outcomes[row["model"]].add(row["uri"])
+        if row["stage"] != "match":
+          entries.append({k: row[k] for k in identity} | {
+              "model": row["model"], "outcome": "error", "error_type": row["error_type"]})
+    elif rel.endswith(".parquet") and sub == "clips":
+      rows, table = _parquet(staged, identity + ["duration_seconds"])
+      for row in (table.to_pylist() if table is not None else []):
+        per_model[model]["files_embedded"] += 1
+        per_model[model]["audio_seconds"] += float(row.pop("duration_seconds"))
+        outcomes[model].add(row["uri"])
+        entries.append(row | {"model": model, "outcome": "embedded"})
+    elif rel.endswith(".parquet"):
+      rows, _ = _parquet(staged)
+      if sub == "frames" and model in per_model:
+        per_model[model]["frames"] += rows
     else:
-      try:
-        stale += [m.path for r in FileSystems.match([temp_pattern + "/**"]) for m in r.metadata_list]
-      except Exception:  # pylint: disable=broad-except  # nothing there
-        pass
-  if stale:
-    FileSystems.delete(stale)
-  return stale
+      rows = 1
+    if rows:
+      kept.append((staged, rel))
+      outputs.setdefault(folder, []).append(rel)
+  matched = metrics.get("files_matched")
+  for name, counts in per_model.items():
+    no_match = counts["errors_by_type"].get("no_match", 0)
+    accounted = counts["files_embedded"] + counts["errors"] - no_match + counts[
+        "files_skipped_existing"]
+    mismatches = [f"{k}: metrics {metrics[f'{name}_{k}']} != rows {counts[v]}"
+                  for k, v in (("files_embedded", "files_embedded"), ("errors", "errors"),
+                               ("frames", "frames"))
+                  if f"{name}_{k}" in metrics and metrics[f"{name}_{k}"] != counts[v]]
+    if matched is not None and matched != accounted:
+      mismatches.append(f"files_matched {matched} != clips {counts['files_embedded']} + errors "
+                        f"{counts['errors'] - no_match} (without no_match) + skipped "
+                        f"{counts['files_skipped_existing']}")
+    if mismatches:  # Never silent: this would mean lost or duplicated inputs.
+      _LOGGER.error("audiobeam accounting mismatch for %s: %s", name, "; ".join(mismatches))
+      counts["accounting_mismatches"] = mismatches
+  counts = {"files_matched": matched if matched is not None else max(
+      (c["files_embedded"] + c["errors"] - c["errors_by_type"].get("no_match", 0)
+       + c["files_skipped_existing"] for c in per_model.values()), default=0),
+            "files_skipped_existing": metrics.get("files_skipped_existing", 0),
+            "models": per_model}
+  return _Written(kept, counts, outputs, outcomes, entries)
+
+
+def _record_uri_of(models: Sequence[_Model]):
+  """For rewriting TFRecord extras when rows are retired: the uri a record belongs to."""
+  if not any(e.kind == "tfrecord" for m in models for e in m.bundle.extras(("tfrecord",))):
+    return None
+
+  def record_uri(record: bytes) -> str:
+    from tensorflow.core.example import example_pb2  # pylint: disable=import-outside-toplevel
+    example = example_pb2.SequenceExample.FromString(record)
+    return example.context.feature["video_id"].bytes_list.value[0].decode("utf-8")
+
+  return record_uri
+
+
+def _resolve_models(config: EmbedConfig, run_id: str) -> list[_Model]:
+  local = is_local_runner(config.runner)
+  models = []
+  for bundle in config.bundles():
+    assets = bundle.resolve_assets(local_runner=local)
+    settings = bundle.settings(assets)
+    models.append(_Model(bundle, assets, provenance_lib.provenance(
+        run_id=run_id, model=bundle.name, assets=assets, settings_dict=settings),
+        bundle.schema_metadata(assets)))
+  return models
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
@@ -385,8 +409,10 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
   """Runs the embedding job. ``argv`` as on the command line (without the program).
 
   Raises ConfigError/AssetError before any job is built when the configuration or the
-  weights are wrong. With ``test_pipeline`` (e.g. a TestPipeline) the job is built on it
-  and run with its runner and options instead of the ones from ``argv``.
+  weights are wrong, ConcurrentRunError when another run writes to the output, and
+  ForeignFilesError when the output holds files audiobeam did not write (see
+  ``--output_mode``). With ``test_pipeline`` (e.g. a TestPipeline) the job is built on
+  it and run with its runner and options instead of the ones from ``argv``.
   """
   started = time.monotonic()
   started_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
@@ -394,15 +420,9 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
   # The launcher itself reads weights and writes run.json through FileSystems: give it the
   # same options (s3 endpoint/credentials, GCS project) the workers get.
   FileSystems.set_options(config.pipeline_options())
-  resolved, weights = _resolve_weights(config)
-  run_id = _new_run_id()
-  settings = provenance_lib.settings(
-      checkpoint_sha256=resolved.checkpoint_sha256, pca_params_sha256=resolved.pca_params_sha256,
-      params=config.params, resampler=config.resampler, short_clips=config.short_clips,
-      pooling=config.pooling)
-  provenance = provenance_lib.provenance(
-      run_id=run_id, checkpoint_uri=resolved.checkpoint_uri,
-      pca_params_uri=resolved.pca_params_uri, settings_dict=settings)
+  run_id = lifecycle.new_run_id()
+  models = _resolve_models(config, run_id)
+  names = [m.bundle.name for m in models]
 
   if test_pipeline is not None:
     pipeline = test_pipeline
@@ -414,39 +434,49 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
   if config.skip_existing:
     select_files = manifest.SkipAlreadyEmbedded(
         manifest.manifest_patterns(config.output, config.existing_outputs),
-        provenance["settings_sha256"])
-  build_pipeline(pipeline, config, weights, run_id=run_id, provenance=provenance,
-                 select_files=select_files)
+        {m.bundle.name: m.settings_sha256 for m in models})
+  ledger = lifecycle.OutputLedger(config.output)
+  provenance = {m.bundle.name: m.provenance for m in models}
   if config.beam_options.get("dry_run"):  # DataflowRunner builds the job and submits nothing
+    build_pipeline(pipeline, config, models, run_id=run_id, base_dir=ledger.staging(run_id),
+                   select_files=select_files)
     pipeline.run()
     return RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
                       provenance=provenance, counts={}, metrics={}, outputs={},
                       wall_seconds=time.monotonic() - started)
-  try:
-    with _share_cores_between_workers(pipeline.options):
-      result = pipeline.run()
-      state = result.wait_until_finish()
-    if state is not None and state != PipelineState.DONE:
-      raise RuntimeError(f"expected the pipeline to finish DONE, found {state}")
-  except BaseException:
-    # Unpublished and incomplete: remove what this run wrote; earlier outputs stay intact.
-    _delete_run_parts(config.output, run_id)
-    raise
 
-  metrics = _metrics(result)
-  counts, outputs = _count_outputs(config, run_id, metrics)
-  summary = RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
-                       provenance=provenance, counts=counts, metrics=metrics, outputs=outputs,
-                       wall_seconds=time.monotonic() - started)
-  finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
-  if config.skip_existing:  # the manifest commits this run: its part files are complete
-    manifest.write_manifest(config.output, run_id,
-                            manifest.manifest_entries(outputs["clips"], outputs["errors"]))
-  _write_json(f"{config.output.rstrip('/')}/{RUN_JSON}", summary.to_record(started_at, finished_at))
-  # Incremental runs add to the output: committed runs stay. Otherwise this run replaces.
-  keep = manifest.committed_run_ids(config.output) if config.skip_existing else {run_id}
-  _delete_previous_runs(config.output, run_id, keep=keep)
-  manifest.delete_manifests(config.output, keep | {run_id})
+  mode = config.output_mode_effective
+  lease = lifecycle.Lease(config.output, run_id, config.pipeline_options())
+  lease.acquire()
+  try:
+    listing = ledger.list()
+    ledger.prepare(run_id, config.output_mode, listing)
+    build_pipeline(pipeline, config, models, run_id=run_id, base_dir=ledger.staging(run_id),
+                   select_files=select_files)
+    try:
+      with _share_cores_between_workers(pipeline.options):
+        result = pipeline.run()
+        state = result.wait_until_finish()
+      if state is not None and state != PipelineState.DONE:
+        raise RuntimeError(f"expected the pipeline to finish DONE, found {state}")
+    except BaseException:
+      # Uncommitted: remove what this run wrote; earlier outputs stay intact.
+      ledger.abort(run_id)
+      raise
+    metrics = _metrics(result, names)
+    written = _read_back(ledger, run_id, models, metrics)
+    summary = RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
+                         provenance=provenance, counts=written.counts, metrics=metrics,
+                         outputs=written.outputs, wall_seconds=time.monotonic() - started)
+    if mode == "append":  # a changed input replaces its old rows
+      ledger.retire_rows(listing, written.outcomes, _record_uri_of(models))
+    finished_at = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    record = ledger.commit(run_id, written.files, manifest_entries=written.manifest_entries,
+                           run_record=summary.to_record(started_at, finished_at),
+                           listing=listing, mode=mode)
+    summary.committed_run_ids = record["committed_run_ids"]
+  finally:
+    lease.release()
   return summary
 
 
@@ -470,19 +500,40 @@ def _redact_log_handlers() -> None:
       handler.addFilter(_RedactingFilter())
 
 
+class _Terminated(BaseException):
+  """SIGTERM, raised in the main thread so the run's cleanup (staging, lease) runs."""
+
+
+def _on_sigterm(signum, frame):  # pylint: disable=unused-argument
+  raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-  """CLI entry: prints the summary; configuration errors exit 2 with the message; an
-  unexpected crash exits 1 with its traceback. Everything printed is redacted."""
+  """CLI entry: prints the summary; configuration errors exit 2 with the message; SIGINT
+  exits 130 and SIGTERM 143 after removing the run's uncommitted files (earlier outputs
+  stay as they were); an unexpected crash exits 1 with its traceback. Everything printed
+  is redacted."""
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   _redact_log_handlers()
+  previous = signal.signal(signal.SIGTERM, _on_sigterm)
   try:
     summary = run(argv)
   except AudiobeamError as error:  # ConfigError, AssetError, ...: said before any job ran
     print(f"error: {redact_text(str(error))}", file=sys.stderr)
     return 2
+  except KeyboardInterrupt:
+    print("interrupted (SIGINT): the run stopped; its uncommitted files were removed and "
+          "the output holds what the last complete run wrote", file=sys.stderr)
+    return 130
+  except _Terminated:
+    print("terminated (SIGTERM): the run stopped; its uncommitted files were removed and "
+          "the output holds what the last complete run wrote", file=sys.stderr)
+    return 143
   except Exception:  # pylint: disable=broad-except  # shown, minus credentials
     print(redact_text(traceback.format_exc()), file=sys.stderr)
     return 1
+  finally:
+    signal.signal(signal.SIGTERM, previous)
   print(summary.format())
   return 0
 

@@ -1,11 +1,17 @@
-"""Command line + YAML run configuration for ``python -m pipelines.embed``.
+"""Command-line flags and YAML run configs for ``pipelines.embed``, validated up front.
 
 Layers, later wins: built-in defaults < ``--config FILE`` (YAML or JSON) < flags.
 A config file is a flat mapping whose keys are our options (``input``, ``output``,
-``checkpoint``, ...) or Beam pipeline options by their dest name (``runner``,
+``model``, ``checkpoint``, ...) or Beam pipeline options by their dest name (``runner``,
 ``project``, ``temp_location``, ``direct_num_workers``, ...). A ``run.json`` written by
 a previous run is also accepted (its ``config`` section is used), so a run can be
 repeated exactly. Unknown keys and unknown flags are errors that name them.
+
+Options come from two places, each defined once: the shared options below
+(``SHARED_OPTIONS``) and each model's own (its bundle's ``options``, e.g. VGGish's
+``--checkpoint``, YAMNet's ``--yamnet_weights``). A model's flag given on the command
+line for a model that is not selected is an error; in a config file it is ignored (one
+file may carry the weights of several models).
 
 Everything is validated here, before a pipeline is built: a ``ConfigError`` says what
 was expected, what was found and what to do.
@@ -16,32 +22,37 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import os
 from typing import Any, Sequence
 
-import yaml
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from audiobeam import registry
+from audiobeam.bundle import (BACKENDS, DEVICES, NORMALIZATIONS, POOLINGS, SHORT_CLIP_POLICIES,
+                              Common, ModelBundle, Option)
 from audiobeam.errors import ConfigError
-from vggish.params import DEFAULT_PARAMS, Params
+from audiobeam.resample import RESAMPLERS
 
 __all__ = [
     "EmbedConfig",
     "FORMATS",
-    "POOLINGS",
-    "SHORT_CLIPS",
-    "RESAMPLERS",
+    "OUTPUT_MODES",
+    "SHARED_OPTIONS",
+    "MAX_BATCH_SIZE",
     "DEFAULT_RUNNER",
     "RUN_RECORD_KIND",
     "build_arg_parser",
     "parse_config",
     "is_local_runner",
+    "model_options",
 ]
 
 FORMATS = ("parquet", "tfrecord")
-POOLINGS = ("mean", "max")
-SHORT_CLIPS = ("reference", "pad")
-RESAMPLERS = ("kaiser_best", "resampy", "soxr_hq")  # as audiobeam.resample.RESAMPLERS
+OUTPUT_MODES = ("replace", "append")
+MAX_BATCH_SIZE = 4096
+"""Model inputs per call at most: 4096 VGGish patches are 96 MB of inputs and ~1.5 GB of
+activations; beyond that a batch only costs memory."""
 DEFAULT_RUNNER = "FnApiRunner"
 """Beam's local engine, chosen by name: ``DirectRunner`` in Beam 2.77 first tries to
 download the Prism runner binary from GitHub; ``FnApiRunner`` never reaches the network
@@ -49,14 +60,64 @@ and supports ``--direct_running_mode=multi_processing --direct_num_workers=N``."
 RUN_RECORD_KIND = "audiobeam/run"
 """``kind`` of ``run.json``; such a file passed as ``--config`` contributes its ``config``."""
 
-_DESCRIPTION = """\
-Embed audio files with VGGish (Google's AudioSet model) on Apache Beam.
+SHARED_OPTIONS: tuple[Option, ...] = (
+    Option("input", "file pattern to embed (repeatable): a path, a glob (* ? **), gs://, s3://",
+           kind="list", metavar="PATTERN"),
+    Option("output", "output directory (local, gs://, s3://)", kind="path", metavar="DIR"),
+    Option("model", "comma-separated models to run on every file (default: vggish); one of "
+           "or several of: " + ", ".join(registry.MODELS), kind="list",
+           default=(registry.DEFAULT_MODEL,), metavar="LIST"),
+    Option("format", "comma-separated subset of parquet,tfrecord (default: both): parquet "
+           "writes <model>/frames/, tfrecord VGGish's AudioSet TFRecords; clips/ and errors/ "
+           "are always written", kind="list", default=FORMATS, metavar="LIST"),
+    Option("pooling", "how clips/ pools frame embeddings (default: mean)", kind="choice",
+           default="mean", choices=POOLINGS),
+    Option("normalize", "L2-normalise pooled clip embeddings (default: none; CLAP always "
+           "re-normalises)", kind="choice", default="none", choices=NORMALIZATIONS),
+    Option("short_clips", "clips shorter than one model input: 'reference' makes them errors "
+           "rows (too_short), like Google's VGGish code yields nothing; 'pad' zero-pads them "
+           "to one input (default: reference; YAMNet and CLAP always pad, as their references "
+           "do)", kind="choice", default="reference", choices=SHORT_CLIP_POLICIES),
+    Option("resampler", "resampling to the model rate: kaiser_best (default; equals "
+           "resampy's default filter), resampy (calls resampy), soxr_hq (faster, not "
+           "reference-exact); CLAP always uses soxr_hq, its reference", kind="choice",
+           default="kaiser_best", choices=RESAMPLERS),
+    Option("batch_size", f"model inputs per model call, 1..{MAX_BATCH_SIZE} (default: each "
+           "model's own: vggish 64)", kind="int", metavar="N"),
+    Option("device", "where models run: auto (a GPU when one is visible), cpu or gpu "
+           "(default: auto)", kind="choice", default="auto", choices=DEVICES),
+    Option("backend", "VGGish/YAMNet implementation: tf (default) or torch", kind="choice",
+           default="tf", choices=BACKENDS),
+    Option("allow_tf32", "allow TF32 matmuls on Ampere+ GPUs (faster, breaks the float32 "
+           "numerical contract; default: off)", kind="bool", default=False),
+    Option("cache_dir", "cache for downloaded/remote weights", kind="path", metavar="DIR"),
+    Option("output_mode", "an --output that holds files audiobeam did not write is refused "
+           "unless you say: 'replace' (replace audiobeam's earlier outputs there, leave every "
+           "other file untouched) or 'append' (keep earlier runs' rows and add this run's)",
+           kind="choice", choices=OUTPUT_MODES),
+    Option("skip_existing", "incremental run: skip inputs already embedded (same uri, size, "
+           "modification time) with the same weights and settings, judged by the manifests in "
+           "--output (and --existing_outputs); earlier runs' outputs are kept, this run adds "
+           "the new files", kind="bool", default=False),
+    Option("existing_outputs", "with --skip_existing: other output directories (globs) whose "
+           "manifests also count, e.g. 'gs://b/embeddings/dt=*' (repeatable)", kind="list",
+           default=(), metavar="PATTERN"),
+    Option("verbose", "show TensorFlow's and Beam's start-up logs", kind="bool", default=False),
+    Option("progress", "progress line on stderr every 10 s during local runs: auto (when "
+           "stderr is a terminal or --verbose), on, off (default: auto)", kind="choice",
+           default="auto", choices=("auto", "on", "off")),
+)
+"""Options every run has (before the models' own)."""
 
-Matches --input patterns (local, gs://, s3://; globs incl. **), decodes each file,
-resamples to 16 kHz, computes 96x64 log-mel patches, runs VGGish and writes under
---output: frames/ (one row per 0.96 s frame), clips/ (one pooled row per file),
-errors/ (one row per file that produced no embedding) as zstd Parquet, and tfrecord/
-(AudioSet SequenceExamples), plus run.json (provenance, effective config, counts).
+_DESCRIPTION = """\
+Embed audio files with VGGish, YAMNet, CLAP, AST or CLMR on Apache Beam.
+
+Matches --input patterns (local, gs://, s3://; globs incl. **), decodes each file once,
+resamples it once per model rate, runs every --model and writes under --output, per
+model: <model>/frames/ (one row per model input window), <model>/clips/ (one pooled row
+per file) and the model's extras (vggish/tfrecord/, clap/labels/); errors/ (one row per
+file and model that produced no embedding) and run.json (provenance, effective config,
+counts) at the top.
 """
 
 _EPILOG = """\
@@ -65,9 +126,11 @@ Any other flag is a Beam pipeline option (e.g. --runner=DataflowRunner --project
 --direct_num_workers=4 for a parallel local run). The default runner is FnApiRunner
 (Beam's local runner, with no network access).
 
-Weights: --checkpoint/--pca_params take local, gs:// or s3:// paths; without them
-Google's published files are downloaded once into the cache (--cache_dir, default
-$AUDIOBEAM_CACHE_DIR or ~/.cache/audiobeam).
+Weights: each model's weight flags take local, gs://, s3:// or https:// paths; without
+them VGGish's and YAMNet's published files are downloaded once into the cache
+(--cache_dir, default $AUDIOBEAM_CACHE_DIR or ~/.cache/audiobeam); CLAP and AST take a
+Hugging Face checkpoint folder, CLMR its checkpoint file. There is never a fallback to
+other weights.
 
 Example:
   python -m pipelines.embed --input 'data/**/*.wav' --output out/ \\
@@ -75,87 +138,124 @@ Example:
 """
 
 
+def model_options() -> dict[str, tuple[str, Option]]:
+  """Every model's options: flag name -> (model name, Option). Names are unique across
+  models and never shadow a shared option (checked)."""
+  out: dict[str, tuple[str, Option]] = {}
+  shared = {o.name for o in SHARED_OPTIONS} | {"config"}
+  for name in registry.MODELS:
+    for option in registry.bundle_class(name).options:
+      if option.name in shared or option.name in out:
+        raise RuntimeError(f"option {option.name!r} of model {name!r} is defined twice")
+      out[option.name] = (name, option)
+  return out
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbedConfig:
-  """The effective, validated configuration of one run."""
+  """The effective, validated configuration of one run.
+
+  ``options``: the selected models' own option values (every option of every selected
+  model, defaults filled), by flag name.
+  """
   input: tuple[str, ...]
   output: str
-  checkpoint: str | None = None
-  pca_params: str | None = None
+  model: tuple[str, ...] = (registry.DEFAULT_MODEL,)
   format: tuple[str, ...] = FORMATS
-  hop_seconds: float = DEFAULT_PARAMS.patch_hop_seconds
   pooling: str = "mean"
+  normalize: str = "none"
   short_clips: str = "reference"
   resampler: str = "kaiser_best"
-  batch_size: int = 64
+  batch_size: int | None = None
+  device: str = "auto"
+  backend: str = "tf"
+  allow_tf32: bool = False
   cache_dir: str | None = None
+  output_mode: str | None = None
   skip_existing: bool = False
   existing_outputs: tuple[str, ...] = ()
+  verbose: bool = False
+  progress: str = "auto"
+  options: dict[str, Any] = dataclasses.field(default_factory=dict)
   beam_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
-  def params(self) -> Params:
-    return dataclasses.replace(DEFAULT_PARAMS, patch_hop_seconds=self.hop_seconds)
+  def common(self) -> Common:
+    return Common(resampler=self.resampler, short_clips=self.short_clips, pooling=self.pooling,
+                  normalize=self.normalize, device=self.device, backend=self.backend,
+                  cache_dir=self.cache_dir, allow_tf32=self.allow_tf32)
+
+  def bundles(self) -> list[ModelBundle]:
+    """The configured bundle of every selected model, in ``model`` order."""
+    by_model: dict[str, dict[str, Any]] = {m: {} for m in self.model}
+    for flag, (model, _) in model_options().items():
+      if model in by_model:
+        by_model[model][flag] = self.options.get(flag)
+    return [registry.bundle_class(m)(by_model[m], self.common) for m in self.model]
+
+  def batch_size_of(self, bundle: ModelBundle) -> int:
+    return self.batch_size or bundle.default_batch_size
 
   @property
   def runner(self) -> str:
     return str(self.beam_options.get("runner") or DEFAULT_RUNNER)
+
+  @property
+  def output_mode_effective(self) -> str:
+    """``append`` for incremental runs, else ``replace``."""
+    return self.output_mode or ("append" if self.skip_existing else "replace")
 
   def pipeline_options(self) -> PipelineOptions:
     return PipelineOptions.from_dictionary(self.beam_options)
 
   def to_dict(self) -> dict[str, Any]:
     """JSON/YAML-able; ``parse_config(['--config', file_with_this])`` gives this back."""
-    out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "beam_options"}
-    out["input"] = list(self.input)
-    out["format"] = list(self.format)
-    out["existing_outputs"] = list(self.existing_outputs)
+    out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+           if f.name not in ("options", "beam_options")}
+    for key in ("input", "model", "format", "existing_outputs"):
+      out[key] = list(out[key])
+    for key, value in self.options.items():
+      out[key] = list(value) if isinstance(value, tuple) else value
     out.update(self.beam_options)
     return out
 
 
-_OUR_KEYS = tuple(f.name for f in dataclasses.fields(EmbedConfig) if f.name != "beam_options")
+_SHARED = {o.name: o for o in SHARED_OPTIONS}
+
+
+def _all_options() -> dict[str, Option]:
+  return {**_SHARED, **{k: o for k, (_, o) in model_options().items()}}
+
+
+def _add_flag(parser: argparse.ArgumentParser, option: Option, model: str | None) -> None:
+  """Every default is None so that we can tell a flag given from a flag left alone; the
+  real defaults live in the Options."""
+  help_text = option.help if model is None else f"[{model}] {option.help}"
+  flag = "--" + option.name
+  if option.kind == "bool":
+    parser.add_argument(flag, action="store_const", const=True, help=help_text)
+  elif option.kind == "list" and option.name in ("input", "existing_outputs"):
+    parser.add_argument(flag, action="append", metavar=option.metavar, help=help_text)
+  elif option.kind == "choice":
+    parser.add_argument(flag, choices=option.choices, help=help_text)
+  else:
+    parser.add_argument(flag, metavar=option.metavar or option.kind.upper(), help=help_text)
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-  """Our flags only (Beam's are parsed by Beam). Every default is None so that we can
-  tell a flag given from a flag left alone; the real defaults live in EmbedConfig."""
+  """Our flags only (Beam's are parsed by Beam)."""
   parser = argparse.ArgumentParser(
       prog="python -m pipelines.embed", description=_DESCRIPTION, epilog=_EPILOG,
       formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-  add = parser.add_argument
-  add("--input", action="append", metavar="PATTERN",
-      help="file pattern to embed (repeatable): a path, a glob (* ? **), gs://, s3://")
-  add("--output", metavar="DIR", help="output directory (local, gs://, s3://)")
-  add("--checkpoint", metavar="PATH",
-      help="VGGish checkpoint (vggish_model.ckpt; TF1 V1 or V2); default: download Google's")
-  add("--pca_params", metavar="PATH",
-      help="PCA parameters (vggish_pca_params.npz); default: download Google's")
-  add("--format", metavar="LIST",
-      help="comma-separated subset of parquet,tfrecord (default: both); clips/ and errors/ "
-      "are always written")
-  add("--hop_seconds", type=float, metavar="S",
-      help=f"seconds between frame starts, a multiple of 0.01 (default: "
-      f"{DEFAULT_PARAMS.patch_hop_seconds}, the reference's non-overlapping patches)")
-  add("--pooling", choices=POOLINGS, help="how clips/ pools frame embeddings (default: mean)")
-  add("--short_clips", choices=SHORT_CLIPS,
-      help="clips under 0.975 s: 'reference' makes them errors rows (too_short), like "
-      "Google's code yields nothing; 'pad' zero-pads them to one frame (default: reference)")
-  add("--resampler", choices=RESAMPLERS,
-      help="resampling to 16 kHz: kaiser_best (default; equals resampy's default filter), "
-      "resampy (calls resampy), soxr_hq (faster, not reference-exact)")
-  add("--batch_size", type=int, metavar="N", help="patches per model call (default: 64)")
-  add("--cache_dir", metavar="DIR", help="cache for downloaded/remote weights")
-  add("--skip_existing", action="store_const", const=True,
-      help="incremental run: skip inputs already embedded (same uri, size, modification time) "
-      "with the same weights and front-end settings, judged by the manifests in --output "
-      "(and --existing_outputs); earlier runs' outputs are kept, this run adds the new files")
-  add("--existing_outputs", action="append", metavar="PATTERN",
-      help="with --skip_existing: other output directories (globs) whose manifests also count, "
-      "e.g. 'gs://b/embeddings/dt=*' for date partitions (repeatable)")
-  add("--config", metavar="FILE",
-      help="YAML/JSON run config (same keys as these flags, plus Beam options) or a run.json; "
-      "flags override it")
+  for option in SHARED_OPTIONS:
+    _add_flag(parser, option, None)
+  parser.add_argument("--config", metavar="FILE",
+                      help="YAML/JSON run config (same keys as these flags, plus Beam options) "
+                      "or a run.json; flags override it")
+  for name in registry.MODELS:
+    group = parser.add_argument_group(f"model {name}", registry.bundle_class(name).description)
+    for option in registry.bundle_class(name).options:
+      _add_flag(group, option, name)
   return parser
 
 
@@ -163,23 +263,26 @@ def _beam_option_names() -> set[str]:
   return set(PipelineOptions([]).get_all_options().keys())
 
 
-def _suggest(name: str, candidates: set[str] | Sequence[str]) -> str:
+def _suggest(name: str, candidates) -> str:
   close = difflib.get_close_matches(name, list(candidates), n=1)
   return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _load_config_file(path: str) -> dict[str, Any]:
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
+  from audiobeam.yamlsafe import load_document  # pylint: disable=import-outside-toplevel
   try:
     with FileSystems.open(path) as f:
-      document = yaml.safe_load(f.read().decode("utf-8"))
-  except (OSError, IOError) as error:
+      text = f.read(_MAX_CONFIG_BYTES + 1)
+  except Exception as error:  # OSError; FileSystems raises BeamIOError for missing files.
     raise ConfigError(f"expected a readable config file at --config {path!r}, got: {error}") from error
-  except yaml.YAMLError as error:
-    raise ConfigError(f"expected YAML or JSON in --config {path!r}, found a syntax error: "
-                      f"{error}") from error
-  except Exception as error:  # FileSystems raises BeamIOError for missing files.
-    raise ConfigError(f"expected a readable config file at --config {path!r}, got: {error}") from error
+  if len(text) > _MAX_CONFIG_BYTES:
+    raise ConfigError(f"expected a run config of at most {_MAX_CONFIG_BYTES} bytes in --config "
+                      f"{path!r}, found a larger file; is it the right file?")
+  try:
+    document = load_document(text.decode("utf-8"), f"--config {path!r}")
+  except UnicodeDecodeError as error:
+    raise ConfigError(f"expected UTF-8 YAML or JSON in --config {path!r}: {error}") from error
   if document is None:
     return {}
   if not isinstance(document, dict):
@@ -192,19 +295,69 @@ def _load_config_file(path: str) -> dict[str, Any]:
   return dict(document)
 
 
-def _split_list(value: Any, what: str) -> list[str]:
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def _as_list(value: Any, option: Option) -> list[str]:
+  """A list option from a comma-separated string, a YAML list, or repeated flags.
+  (``input`` patterns may contain commas: a string is one pattern.)"""
   if value is None:
     return []
+  split = option.name not in ("input", "existing_outputs")
   if isinstance(value, str):
-    return [v.strip() for v in value.split(",") if v.strip()] if what == "format" else [value]
+    return [v.strip() for v in value.split(",") if v.strip()] if split else [value]
   if isinstance(value, (list, tuple)):
-    out = []
-    for v in value:
-      if not isinstance(v, str):
-        raise ConfigError(f"expected strings in {what}, found {v!r}")
-      out.extend(_split_list(v, what))
+    out: list[str] = []
+    for item in value:
+      if not isinstance(item, str):
+        raise ConfigError(f"expected strings in {option.name}, found {item!r}")
+      out.extend(_as_list(item, option))
     return out
-  raise ConfigError(f"expected a string or a list of strings for {what}, found {value!r}")
+  raise ConfigError(f"expected a string or a list of strings for {option.name}, found {value!r}")
+
+
+def _convert(option: Option, value: Any) -> Any:
+  """One option's value (from a flag string or YAML) -> its typed value; ConfigError."""
+  name = "--" + option.name
+  if value is None:
+    return list(option.default) if isinstance(option.default, tuple) else option.default
+  kind = option.kind
+  if kind == "list":
+    return _as_list(value, option)
+  if kind == "bool":
+    if isinstance(value, bool):
+      return value
+    raise ConfigError(f"expected {option.name} to be true or false, found {value!r}")
+  if kind in ("str", "path"):
+    if not isinstance(value, str) or not value:
+      raise ConfigError(f"expected {name} to be a {'path' if kind == 'path' else 'string'}, "
+                        f"found {value!r}")
+    return value
+  if kind == "choice":
+    if value not in option.choices:
+      raise ConfigError(f"expected {name} to be one of {', '.join(option.choices)}, found "
+                        f"{value!r}")
+    return value
+  if kind == "int":
+    try:
+      number = int(value) if not isinstance(value, (bool, float)) else None
+    except (TypeError, ValueError):
+      number = None
+    if number is None:
+      raise ConfigError(f"expected {name} to be an integer, found {value!r}")
+    return number
+  if kind == "float":
+    try:
+      number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+      number = math.nan
+    if not math.isfinite(number):
+      raise ConfigError(f"expected {name} to be a finite number, found {value!r}")
+    return number
+  raise RuntimeError(f"option {option.name!r} has unknown kind {kind!r}")
+
+
+_GLOB_CHARS = "*?["
 
 
 def parse_config(argv: Sequence[str] | None) -> EmbedConfig:
@@ -212,6 +365,7 @@ def parse_config(argv: Sequence[str] | None) -> EmbedConfig:
   parser = build_arg_parser()
   args, beam_argv = parser.parse_known_args(list(argv) if argv is not None else None)
   known_beam = _beam_option_names()
+  options = _all_options()
 
   # Flags we do not know and Beam does not know are typos: say so instead of ignoring them.
   flags = PipelineOptions(beam_argv).get_all_options(retain_unknown_options=True, drop_default=True)
@@ -220,7 +374,7 @@ def parse_config(argv: Sequence[str] | None) -> EmbedConfig:
            if not a.startswith("-") and (i == 0 or not beam_argv[i - 1].startswith("-")
                                          or "=" in beam_argv[i - 1])]
   if unknown_flags or stray:
-    ours = {"--" + k for k in _OUR_KEYS} | {"--config"}
+    ours = {"--" + k for k in options} | {"--config"}
     names = [f"--{n}{_suggest('--' + n, ours | {'--' + b for b in known_beam})}" for n in unknown_flags]
     raise ConfigError(
         "expected our flags (see --help) or Beam pipeline options, found unknown "
@@ -231,89 +385,82 @@ def parse_config(argv: Sequence[str] | None) -> EmbedConfig:
   file_beam: dict[str, Any] = {}
   if args.config:
     document = _load_config_file(args.config)
-    unknown = sorted(k for k in document if k not in _OUR_KEYS and k not in known_beam)
+    unknown = sorted(k for k in document if k not in options and k not in known_beam)
     if unknown:
       raise ConfigError(
           f"expected option names in --config {args.config!r}, found unknown key(s): " +
-          ", ".join(f"{k!r}{_suggest(k, set(_OUR_KEYS) | known_beam)}" for k in unknown) +
+          ", ".join(f"{k!r}{_suggest(k, set(options) | known_beam)}" for k in unknown) +
           "; keys are our flag names without '--' or Beam pipeline option names")
-    file_values = {k: v for k, v in document.items() if k in _OUR_KEYS}
-    file_beam = {k: v for k, v in document.items() if k not in _OUR_KEYS}
+    file_values = {k: v for k, v in document.items() if k in options}
+    file_beam = {k: v for k, v in document.items() if k not in options}
 
-  values: dict[str, Any] = dict(file_values)
-  for key in _OUR_KEYS:
-    flag_value = getattr(args, key)
-    if flag_value is not None:
-      values[key] = flag_value
+  cli_values = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
+  values = {**file_values, **cli_values}
   beam_options = {**file_beam, **cli_beam}
   beam_options.setdefault("runner", DEFAULT_RUNNER)
-  return _validate(values, beam_options)
+  return _validate(values, set(cli_values), beam_options)
 
 
-def _validate(values: dict[str, Any], beam_options: dict[str, Any]) -> EmbedConfig:
-  inputs = _split_list(values.get("input"), "input")
-  if not inputs:
+def _validate(values: dict[str, Any], from_cli: set[str], beam_options: dict[str, Any]) -> EmbedConfig:
+  shared = {name: _convert(option, values.get(name)) for name, option in _SHARED.items()}
+  if not shared["input"]:
     raise ConfigError("expected at least one --input PATTERN (e.g. --input 'audio/*.wav'), "
                       "found none")
-  output = values.get("output")
-  if not output or not isinstance(output, str):
-    raise ConfigError(f"expected --output DIR, found {output!r}")
+  output = shared["output"]
+  if not output:
+    raise ConfigError("expected --output DIR, found none")
+  if any(c in output for c in _GLOB_CHARS):
+    raise ConfigError(f"expected --output to be a plain directory, found glob characters "
+                      f"({_GLOB_CHARS}) in {output!r}: audiobeam never uses an output path as a "
+                      "pattern; choose a name without them")
   if "://" not in output and os.path.isfile(output):
     raise ConfigError(f"expected --output to be a directory, found a file at {output!r}")
 
-  formats = _split_list(values.get("format", list(FORMATS)), "format")
+  models = registry.parse_models(values.get("model", list(_SHARED["model"].default)))
+  formats = shared["format"]
   bad = [f for f in formats if f not in FORMATS]
   if bad or not formats:
     raise ConfigError(f"expected --format to be a comma-separated subset of "
                       f"{','.join(FORMATS)}, found {values.get('format')!r}")
   formats = tuple(f for f in FORMATS if f in formats)  # canonical order, no duplicates
+  batch_size = shared["batch_size"]
+  if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
+    raise ConfigError(f"expected --batch_size between 1 and {MAX_BATCH_SIZE}, found "
+                      f"{batch_size}")
+  if shared["skip_existing"] and shared["output_mode"] == "replace":
+    raise ConfigError("expected --skip_existing with --output_mode append (or none): an "
+                      "incremental run keeps earlier rows, --output_mode replace drops them")
 
-  def choice(key, options, default):
-    value = values.get(key, default)
-    if value not in options:
-      raise ConfigError(f"expected --{key} to be one of {', '.join(options)}, found {value!r}")
-    return value
-
-  pooling = choice("pooling", POOLINGS, "mean")
-  short_clips = choice("short_clips", SHORT_CLIPS, "reference")
-  resampler = choice("resampler", RESAMPLERS, "kaiser_best")
-
-  try:
-    hop_seconds = float(values.get("hop_seconds", DEFAULT_PARAMS.patch_hop_seconds))
-  except (TypeError, ValueError) as error:
-    raise ConfigError(f"expected --hop_seconds to be a number, found "
-                      f"{values.get('hop_seconds')!r}") from error
-  batch_size = values.get("batch_size", 64)
-  if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-    raise ConfigError(f"expected --batch_size to be a positive integer, found {batch_size!r}")
-
-  for key in ("checkpoint", "pca_params", "cache_dir"):
-    if values.get(key) is not None and not isinstance(values[key], str):
-      raise ConfigError(f"expected --{key} to be a path, found {values[key]!r}")
-  skip_existing = values.get("skip_existing", False)
-  if not isinstance(skip_existing, bool):
-    raise ConfigError(f"expected skip_existing to be true or false, found {skip_existing!r}")
-  existing_outputs = tuple(_split_list(values.get("existing_outputs"), "existing_outputs"))
+  per_model = model_options()
+  given_for_others = sorted(k for k in from_cli if k in per_model and per_model[k][0] not in models)
+  if given_for_others:
+    raise ConfigError("expected flags of the selected models (--model " + ",".join(models) +
+                      "), found " + ", ".join(f"--{k} (for {per_model[k][0]})"
+                                              for k in given_for_others) +
+                      "; add the model to --model or drop the flag")
+  chosen = {k: _convert(option, values.get(k)) for k, (model, option) in per_model.items()
+            if model in models}
 
   runner = str(beam_options.get("runner") or DEFAULT_RUNNER)
   if not is_local_runner(runner):
-    for key in ("checkpoint", "pca_params"):
-      uri = values.get(key)
-      if uri is not None and ("://" not in uri or uri.startswith("file://")):
+    for key, (model, option) in per_model.items():
+      uri = chosen.get(key)
+      if model in models and option.kind == "path" and uri is not None and (
+          "://" not in uri or uri.startswith("file://")):
         raise ConfigError(
             f"expected --{key} on storage the workers of {runner} can read (gs://, s3://, "
             f"https://), found the local path {uri!r}; upload it and pass that URI")
 
   config = EmbedConfig(
-      input=tuple(inputs), output=output, checkpoint=values.get("checkpoint"),
-      pca_params=values.get("pca_params"), format=formats, hop_seconds=hop_seconds,
-      pooling=pooling, short_clips=short_clips, resampler=resampler, batch_size=batch_size,
-      cache_dir=values.get("cache_dir"), skip_existing=skip_existing,
-      existing_outputs=existing_outputs, beam_options=beam_options)
-  try:
-    config.params  # Params validates the hop (a multiple of 10 ms, > 0).
-  except ConfigError as error:
-    raise ConfigError(f"--hop_seconds {hop_seconds!r}: {error}") from error
+      input=tuple(shared["input"]), output=output, model=models, format=formats,
+      pooling=shared["pooling"], normalize=shared["normalize"],
+      short_clips=shared["short_clips"], resampler=shared["resampler"], batch_size=batch_size,
+      device=shared["device"], backend=shared["backend"], allow_tf32=shared["allow_tf32"],
+      cache_dir=shared["cache_dir"], output_mode=shared["output_mode"],
+      skip_existing=shared["skip_existing"],
+      existing_outputs=tuple(shared["existing_outputs"]), verbose=shared["verbose"],
+      progress=shared["progress"], options=chosen, beam_options=beam_options)
+  config.bundles()  # each model validates its own options (ConfigError)
   return config
 
 

@@ -1,37 +1,51 @@
-"""ExtractLogMelPatches: one matched file -> its 96x64 log-mel patches, one element each.
+"""ExtractModelInputs: one matched file -> every model's inputs, one element each.
 
-Each file is opened through Beam FileSystems (so ``gs://`` and ``s3://`` work) and
-decoded, resampled and framed by ``audiobeam.audio`` + ``vggish.stream`` in bounded
-memory. Patches are emitted one per element, keyed ``(uri, frame_index)``, so that the
-batching in front of the model packs patches from many files into full batches.
+Each file is opened through Beam FileSystems (so ``gs://`` and ``s3://`` work), decoded
+once, mixed to mono once and resampled once per distinct model rate by the streaming
+driver ``audiobeam.stream.stream_inputs``, in bounded memory; each model's front end
+(its bundle's ``frontend()``) cuts its inputs. Inputs are emitted one per element, keyed
+``(uri, frame_index)``, on the model's own output (``inputs_<model>``), so the batching in
+front of each model packs inputs from many files into full batches.
 
-For every file exactly one *outcome* leaves on the ``outcomes`` output, keyed by uri:
-a ``ClipInfo`` (decoded; says how many frames were emitted) or an ``InputFailure``
-(stage ``decode``: open/read/decode/sample problems; stage ``frontend``: too short for
-one frame under ``--short_clips reference``). A file that fails part-way may already have emitted patches; the
-join in ``PostprocessAndPool`` drops them, so the file is one errors row and no frames.
+For every (file, model) exactly one *outcome* leaves on ``outcomes_<model>``, keyed by
+uri: a ``ClipInfo`` (says how many inputs were emitted) or an ``InputFailure`` (stage
+``decode``: open/read/decode/sample problems, for every model; stage ``frontend``: the
+model's own front end refused the file, e.g. too short under ``--short_clips
+reference``; the other models go on). A file that fails part-way may already have
+emitted inputs; the join in ``PostprocessAndPool`` drops them, so the file is one errors
+row of that model and no frames.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.records import AudioFile, ClipInfo, InputFailure
+from audiobeam.bundle import ModelBundle
 from audiobeam.errors import InputError, TooShortError
-from vggish.params import Params
 from audiobeam.redact import redact_text
+from transforms.records import AudioFile, ClipInfo, InputFailure
 
-__all__ = ["ExtractLogMelPatches", "OUTCOMES_TAG", "failure_from_exception"]
+__all__ = ["ExtractModelInputs", "failure_from_exception", "inputs_tag", "outcomes_tag"]
 
-OUTCOMES_TAG = "outcomes"
 _NAMESPACE = "audiobeam"
 _MAX_MESSAGE_CHARS = 2000
 
 
-def failure_from_exception(file: AudioFile, stage: str, error: BaseException) -> InputFailure:
+def inputs_tag(model: str) -> str:
+  return f"inputs_{model}"
+
+
+def outcomes_tag(model: str) -> str:
+  return f"outcomes_{model}"
+
+
+def failure_from_exception(file: AudioFile, stage: str, error: BaseException,
+                           model: str | None = None) -> InputFailure:
   """An ``InputFailure`` for ``error``: InputErrors keep their ``error_type``; a file that
   cannot be opened or read (a directory, no permission, vanished) is ``unreadable``;
   anything else is ``unexpected_<ExceptionClass>`` so bugs stay visible but never fail
@@ -45,77 +59,81 @@ def failure_from_exception(file: AudioFile, stage: str, error: BaseException) ->
   message = redact_text(f"{type(error).__name__}: {error}")  # no credentials in errors/
   if len(message) > _MAX_MESSAGE_CHARS:
     message = message[:_MAX_MESSAGE_CHARS - 3] + "..."
-  return InputFailure(file=file, stage=stage, error_type=error_type, message=message)
+  return InputFailure(file=file, stage=stage, error_type=error_type, message=message, model=model)
 
 
-class _ExtractPatchesFn(beam.DoFn):
-  """AudioFile -> ((uri, frame_index), float32 [96, 64]) + outcome (uri, ClipInfo|InputFailure)."""
+def _stage_of(error: BaseException) -> str:
+  return "frontend" if isinstance(error, TooShortError) else "decode"
 
-  def __init__(self, params: Params, resampler: str, short_clips: str):
-    self._params = params
-    self._resampler = resampler
-    self._short_clips = short_clips
+
+class _ExtractInputsFn(beam.DoFn):
+  """AudioFile -> per model: ((uri, frame_index), input) + outcome (uri, ClipInfo|InputFailure)."""
+
+  def __init__(self, bundles: Sequence[ModelBundle]):
+    self._bundles = {b.name: b for b in bundles}
     self._audio_ms = Metrics.counter(_NAMESPACE, "audio_milliseconds")
     self._decoded = Metrics.counter(_NAMESPACE, "files_decoded")
 
   def process(self, file: AudioFile):
     from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
-    from vggish.stream import iter_patches  # pylint: disable=import-outside-toplevel
+    from audiobeam.stream import Feed, StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
 
     uri = file.uri
+    wanted = [n for n in self._bundles if file.models is None or n in file.models]
+    if not wanted:
+      return
+    counts = {name: 0 for name in wanted}
     try:
       with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw_file:
         with open_audio(raw_file) as audio_stream:
           info = audio_stream.info
-          patches = iter_patches(
-              audio_stream, self._params, self._resampler, short_clips=self._short_clips)
-          num_frames = 0
-          for block in patches:
-            for offset, patch in enumerate(block.patches):
-              yield (uri, block.start_index + offset), patch
-            num_frames += len(block.patches)
-          stats = patches.stats  # vggish.stream.PatchStats, set after the last block
-      if num_frames == 0 or stats is None:  # the front end raises TooShortError; never emit nothing
-        raise _too_short(info.duration_seconds or 0.0, self._params)
-      self._decoded.inc()
-      self._audio_ms.inc(int(round(stats.duration_seconds * 1000)))
-      yield beam.pvalue.TaggedOutput(OUTCOMES_TAG, (uri, ClipInfo(
-          file=file,
-          duration_seconds=float(stats.duration_seconds),
-          sample_rate=int(info.sample_rate_hz),
-          channels=int(info.channels),
-          num_frames=num_frames,
-          container=info.container,
-          codec=info.codec,
-          padded=bool(stats.padded))))
+          feeds = {name: Feed(self._bundles[name].sample_rate_hz, self._bundles[name].resampler,
+                              self._bundles[name].frontend()) for name in wanted}
+          result = StreamResult()
+          for name, block in stream_inputs(audio_stream, feeds, result):
+            tag = inputs_tag(name)
+            for offset, item in enumerate(block.inputs):
+              yield beam.pvalue.TaggedOutput(tag, ((uri, block.start_index + offset), item))
+            counts[name] += len(block.inputs)
     except Exception as error:  # pylint: disable=broad-except
-      # One bad file never fails the run: it becomes one errors row (see module doc).
-      stage = "frontend" if isinstance(error, TooShortError) else "decode"
-      yield beam.pvalue.TaggedOutput(
-          OUTCOMES_TAG, (uri, failure_from_exception(file, stage, error)))
+      # One bad file never fails the run: it becomes one errors row per model.
+      for name in wanted:
+        yield beam.pvalue.TaggedOutput(outcomes_tag(name), (uri, failure_from_exception(
+            file, _stage_of(error), error, name)))
+      return
+    self._decoded.inc()
+    self._audio_ms.inc(int(round(result.duration_seconds * 1000)))
+    for name in wanted:
+      error = result.errors.get(name)
+      if error is None and (counts[name] == 0 or counts[name] != feeds[name].frontend.num_frames):
+        error = InputError(f"{uri}: the {name} front end gave {counts[name]} inputs for "
+                           f"{feeds[name].frontend.num_frames} frames; this is a bug",
+                           error_type="internal_error")
+      if error is not None:
+        outcome = failure_from_exception(file, _stage_of(error), error, name)
+      else:
+        outcome = ClipInfo(
+            file=file, model=name, duration_seconds=float(result.duration_seconds),
+            sample_rate=int(info.sample_rate_hz), channels=int(info.channels),
+            num_frames=counts[name], container=info.container, codec=info.codec,
+            padded=bool(feeds[name].frontend.padded))
+      yield beam.pvalue.TaggedOutput(outcomes_tag(name), (uri, outcome))
 
 
-def _too_short(duration_seconds: float, params: Params):
-  return TooShortError(
-      f"expected at least {params.patch_span_seconds} s of audio for one frame, found "
-      f"{duration_seconds:.3f} s; use --short_clips pad to embed short clips zero-padded")
+class ExtractModelInputs(beam.PTransform):
+  """PCollection[AudioFile] -> {model: (inputs, outcomes)}.
 
-
-class ExtractLogMelPatches(beam.PTransform):
-  """PCollection[AudioFile] -> (patches, outcomes).
-
-  patches: ``((uri, frame_index), float32 [96, 64])``; outcomes: ``(uri, ClipInfo |
-  InputFailure)``, exactly one per input file.
+  inputs: ``((uri, frame_index), float32 [*input_shape])``; outcomes: ``(uri, ClipInfo |
+  InputFailure)``, exactly one per (input file, model).
   """
 
-  def __init__(self, params: Params, resampler: str, short_clips: str):
+  def __init__(self, bundles: Sequence[ModelBundle]):
     super().__init__()
-    self._params = params
-    self._resampler = resampler
-    self._short_clips = short_clips
+    self._bundles = list(bundles)
 
   def expand(self, files):
+    tags = [t for b in self._bundles for t in (inputs_tag(b.name), outcomes_tag(b.name))]
     results = files | "DecodeAndFrame" >> beam.ParDo(
-        _ExtractPatchesFn(self._params, self._resampler, self._short_clips)).with_outputs(
-            OUTCOMES_TAG, main="patches")
-    return results.patches, results[OUTCOMES_TAG]
+        _ExtractInputsFn(self._bundles)).with_outputs(*tags)
+    return {b.name: (results[inputs_tag(b.name)], results[outcomes_tag(b.name)])
+            for b in self._bundles}

@@ -1,25 +1,24 @@
-"""Incremental runs: a manifest of what each run embedded, and a transform that skips it.
+"""Incremental runs: skip what earlier runs embedded, per model.
 
-Layout: every successful run of ``pipelines.embed`` adds one file under its output::
+Every committed run of ``pipelines.embed`` keeps a manifest in its output's ledger
+(``pipelines.lifecycle``)::
 
-  {output}/_manifest/run-{run_id}.jsonl
+  {output}/_audiobeam/manifests/run-{run_id}.jsonl
 
-one JSON object per input the run finished with (a ``clips/`` row or a content error)::
+one JSON object per (input, model) the run finished with (a ``clips/`` row or a content
+error)::
 
-  {"uri": ..., "size_bytes": ..., "last_modified_seconds": ..., "settings_sha256": ...,
-   "run_id": ..., "outcome": "embedded" | "error", "error_type": ...}
+  {"uri": ..., "model": ..., "size_bytes": ..., "last_modified_seconds": ...,
+   "settings_sha256": ..., "run_id": ..., "outcome": "embedded" | "error", "error_type": ...}
 
-A manifest file exists only for a committed run (written after the job succeeded, by a
-temporary name + rename), so it doubles as the list of runs whose part files are
-complete: ``committed_run_ids``.
-
-What "already embedded" means (``SkipAlreadyEmbedded``): an entry with the same ``uri``,
-``size_bytes`` and ``last_modified_seconds`` as the matched file, under the same
-``settings_sha256`` (provenance.settings_sha256: checkpoint sha256 + PCA sha256 +
-front-end params incl. hop + resampler + short-clip policy + pooling), whose outcome was
-``embedded``, or an error that the file's bytes determine (``CONTENT_ERROR_TYPES``:
-too short, corrupt, unsupported format, ...). Transient failures (not found, permission,
-inference) are retried by the next run.
+What "already embedded" means (``SkipAlreadyEmbedded``): for a model, an entry with the
+same ``uri``, ``size_bytes`` and ``last_modified_seconds`` as the matched file, under that
+model's current ``settings_sha256`` (weights sha256 + front-end params + resampler +
+policies + pooling), whose outcome was ``embedded``, or an error that the file's bytes
+determine (``audiobeam.errors.is_content_error``: too short, corrupt, unsupported
+format, ...). Transient failures (not found, permission, storage, inference) are retried.
+A file is decoded only for the models that still need it (``AudioFile.models``); a file
+every model has done is skipped.
 
 Why size + modification time and not a content hash: the identity must come from the
 listing that matching already does (Beam's ``FileMetadata``: path, size_in_bytes,
@@ -32,63 +31,48 @@ or run without ``--skip_existing``.
 
 The manifests consulted are the output's own plus those of ``existing_outputs`` (globs of
 other output directories: ``gs://b/embeddings/dt=*`` lets a daily partitioned DAG skip
-what any earlier partition embedded). The manifests are read inside the pipeline
-(fileio + CoGroupByKey on uri), so a manifest of millions of entries never has to fit in
-the launcher or be pickled into the job.
-
-Wiring in ``pipelines.embed.run`` (flags ``--skip_existing``, ``--existing_outputs``):
-build the job with ``select_files=SkipAlreadyEmbedded(manifest_patterns(output,
-existing_outputs), settings_sha256)``; after the job succeeded,
-``write_manifest(output, run_id, manifest_entries(clips_parts, errors_parts))``, then keep
-the part files of ``committed_run_ids(output)`` (a normal run keeps only its own) and
-``delete_manifests(output, kept_run_ids)``, so a manifest never outlives its run's files.
+what any earlier partition embedded). They are read inside the pipeline (fileio +
+CoGroupByKey on uri), so a manifest of millions of entries never has to fit in the
+launcher or be pickled into the job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import uuid
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from audiobeam.errors import is_content_error
+
 __all__ = [
-    "MANIFEST_DIR",
-    "CONTENT_ERROR_TYPES",
+    "MANIFESTS_DIR",
     "SkipAlreadyEmbedded",
     "manifest_patterns",
-    "manifest_entries",
-    "write_manifest",
-    "read_manifest",
-    "committed_run_ids",
-    "delete_manifests",
+    "manifest_path",
+    "skippable",
 ]
 
-MANIFEST_DIR = "_manifest"
+MANIFESTS_DIR = "_audiobeam/manifests"
 _PREFIX = "run-"
 _SUFFIX = ".jsonl"
 _NAMESPACE = "audiobeam"
 
-CONTENT_ERROR_TYPES = frozenset({
-    "too_short", "corrupt_audio", "empty_file", "unsupported_format", "no_audio_stream",
-    "non_finite_samples", "invalid_sample_rate", "no_channels", "decode_error", "bad_audio",
-})
-"""Error types that the file's bytes determine: re-running on the same bytes fails again."""
 
-
-def _manifest_dir(output: str) -> str:
-  return f"{output.rstrip('/')}/{MANIFEST_DIR}"
+def manifest_path(output: str, run_id: str) -> str:
+  """Where the manifest of ``run_id`` lives in ``output``."""
+  return f"{output.rstrip('/')}/{MANIFESTS_DIR}/{_PREFIX}{run_id}{_SUFFIX}"
 
 
 def manifest_patterns(output: str, existing_outputs: Sequence[str] = ()) -> list[str]:
   """File patterns of the manifests of ``output`` and of ``existing_outputs`` (dirs/globs)."""
   patterns = []
   for directory in [output, *existing_outputs]:
-    pattern = f"{_manifest_dir(directory)}/{_PREFIX}*{_SUFFIX}"
+    pattern = f"{directory.rstrip('/')}/{MANIFESTS_DIR}/{_PREFIX}*{_SUFFIX}"
     if pattern not in patterns:
       patterns.append(pattern)
   return patterns
@@ -100,23 +84,27 @@ def _identity(uri: str, size_bytes, last_modified_seconds) -> tuple:
           None if last_modified_seconds is None else float(last_modified_seconds))
 
 
-def _skippable(entry: dict[str, Any], settings_sha256: str) -> bool:
-  if entry.get("settings_sha256") != settings_sha256:
+def skippable(entry: Mapping[str, Any], settings_sha256: Mapping[str, str]) -> bool:
+  """Whether a manifest entry lets its model skip the file: same model settings, a known
+  identity, and an outcome the file's bytes determine."""
+  model = entry.get("model")
+  if model not in settings_sha256 or entry.get("settings_sha256") != settings_sha256[model]:
     return False
   if entry.get("size_bytes") is None or entry.get("last_modified_seconds") is None:
     return False  # unknown identity: never skip on a guess
   return entry.get("outcome") == "embedded" or (
-      entry.get("outcome") == "error" and entry.get("error_type") in CONTENT_ERROR_TYPES)
+      entry.get("outcome") == "error" and is_content_error(str(entry.get("error_type"))))
 
 
-def _entries_of(readable_file, settings_sha256: str) -> Iterable[tuple[str, tuple]]:
-  """A manifest file -> (uri, identity) of the entries that let a file be skipped."""
+def _entries_of(readable_file, settings_sha256: Mapping[str, str]) -> Iterable[tuple[str, tuple]]:
+  """A manifest file -> (uri, (model, identity)) of the entries that let a model skip."""
   for line in readable_file.read_utf8().splitlines():
     if not line.strip():
       continue
     entry = json.loads(line)
-    if _skippable(entry, settings_sha256):
-      yield entry["uri"], _identity(entry["uri"], entry["size_bytes"], entry["last_modified_seconds"])
+    if skippable(entry, settings_sha256):
+      yield entry["uri"], (entry["model"], _identity(
+          entry["uri"], entry["size_bytes"], entry["last_modified_seconds"]))
 
 
 def _file_identity(file) -> tuple:
@@ -127,35 +115,46 @@ def _file_identity(file) -> tuple:
 
 
 class _KeepNewFn(beam.DoFn):
-  """(uri, {files, done}) -> the files whose identity is not among ``done``."""
+  """(uri, {files, done}) -> each file with the models it still needs (or nothing)."""
 
-  def __init__(self):
-    self._skipped = Metrics.counter(_NAMESPACE, "files_skipped_existing")
+  def __init__(self, models: Sequence[str]):
+    self._models = tuple(models)
+    self._skipped = {m: Metrics.counter(_NAMESPACE, f"{m}_files_skipped_existing") for m in models}
+    self._skipped_all = Metrics.counter(_NAMESPACE, "files_skipped_existing")
     self._new = Metrics.counter(_NAMESPACE, "files_new")
 
   def process(self, element):
     _, grouped = element
     done = set(grouped["done"])
     for file in grouped["files"]:
-      if _file_identity(file) in done:
-        self._skipped.inc()
-      else:
-        self._new.inc()
-        yield file
+      identity = _file_identity(file)
+      needed = tuple(m for m in self._models if (m, identity) not in done)
+      for model in self._models:
+        if model not in needed:
+          self._skipped[model].inc()
+      if not needed:
+        self._skipped_all.inc()
+        continue
+      self._new.inc()
+      if hasattr(file, "models"):
+        file = dataclasses.replace(file, models=None if needed == self._models else needed)
+      yield file
 
 
 class SkipAlreadyEmbedded(beam.PTransform):
-  """PCollection[AudioFile | FileMetadata] -> the same, minus files already embedded.
+  """PCollection[AudioFile | FileMetadata] -> the same, minus what is done.
 
+  ``settings_sha256``: model -> its current settings hash (the requested models).
   ``manifest_patterns``: from ``manifest_patterns(output, existing_outputs)``; patterns
   that match nothing are fine (a first run). Counters (namespace ``audiobeam``):
-  ``files_skipped_existing``, ``files_new``.
+  ``<model>_files_skipped_existing``, ``files_skipped_existing`` (every model done),
+  ``files_new``.
   """
 
-  def __init__(self, manifest_patterns: Sequence[str], settings_sha256: str):
+  def __init__(self, manifest_patterns: Sequence[str], settings_sha256: Mapping[str, str]):
     super().__init__()
     self._patterns = list(manifest_patterns)
-    self._settings_sha256 = settings_sha256
+    self._settings = dict(settings_sha256)
 
   def expand(self, files):
     done = (
@@ -163,87 +162,8 @@ class SkipAlreadyEmbedded(beam.PTransform):
         | "ManifestPatterns" >> beam.Create(self._patterns)
         | "MatchManifests" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
         | "OpenManifests" >> fileio.ReadMatches(compression=CompressionTypes.UNCOMPRESSED)
-        | "DoneEntries" >> beam.FlatMap(_entries_of, self._settings_sha256))
+        | "DoneEntries" >> beam.FlatMap(_entries_of, self._settings))
     keyed = files | "KeyByUri" >> beam.Map(lambda f: (_file_identity(f)[0], f))
     return ({"files": keyed, "done": done}
             | "JoinManifest" >> beam.CoGroupByKey()
-            | "KeepNew" >> beam.ParDo(_KeepNewFn()))
-
-
-# --- launcher side: write / read / prune -------------------------------------------------
-
-
-def manifest_entries(clips_paths: Sequence[str], errors_paths: Sequence[str]) -> list[dict[str, Any]]:
-  """Manifest entries from a run's ``clips/`` and ``errors/`` Parquet part files."""
-  import pyarrow.parquet as pq  # pylint: disable=import-outside-toplevel
-  entries = []
-  for outcome, paths, columns in (
-      ("embedded", clips_paths, ["uri", "size_bytes", "last_modified_seconds", "settings_sha256",
-                                 "run_id"]),
-      ("error", errors_paths, ["uri", "size_bytes", "last_modified_seconds", "settings_sha256",
-                               "run_id", "error_type", "stage"])):
-    for path in paths:
-      with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        table = pq.read_table(f, columns=columns)
-      for row in table.to_pylist():
-        if outcome == "error" and row.get("stage") == "match":
-          continue  # a pattern that matched nothing, not a file
-        row.pop("stage", None)
-        entries.append({**row, "outcome": outcome})
-  return entries
-
-
-def write_manifest(output: str, run_id: str, entries: Iterable[dict[str, Any]]) -> str:
-  """Writes ``{output}/_manifest/run-{run_id}.jsonl`` atomically (temp name + rename).
-
-  Call it after the run's job succeeded and before older runs' files are deleted: its
-  existence marks ``run_id`` as committed.
-  """
-  path = f"{_manifest_dir(output)}/{_PREFIX}{run_id}{_SUFFIX}"
-  temp = f"{_manifest_dir(output)}/.tmp-{uuid.uuid4().hex}"
-  lines = "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries)
-  with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-    f.write(lines.encode("utf-8"))
-  FileSystems.rename([temp], [path])
-  return path
-
-
-def _manifest_files(output: str) -> list[str]:
-  try:
-    matched = FileSystems.match([f"{_manifest_dir(output)}/{_PREFIX}*{_SUFFIX}"])[0].metadata_list
-  except Exception:  # pylint: disable=broad-except  # no manifest directory yet
-    return []
-  return sorted(m.path for m in matched)
-
-
-def committed_run_ids(output: str) -> set[str]:
-  """Run ids with a manifest in ``output`` (their part files are complete)."""
-  names = (path.rsplit("/", 1)[-1] for path in _manifest_files(output))
-  return {name[len(_PREFIX):-len(_SUFFIX)] for name in names}
-
-
-def read_manifest(patterns: Sequence[str], settings_sha256: str | None = None) -> list[dict[str, Any]]:
-  """All entries of the manifests matching ``patterns`` (of ``settings_sha256`` if given).
-
-  For inspection and tests; the pipeline reads manifests with ``SkipAlreadyEmbedded``.
-  """
-  entries = []
-  for result in FileSystems.match(list(patterns)):
-    for metadata in sorted(result.metadata_list, key=lambda m: m.path):
-      with FileSystems.open(metadata.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for line in f.read().decode("utf-8").splitlines():
-          if line.strip():
-            entry = json.loads(line)
-            if settings_sha256 is None or entry.get("settings_sha256") == settings_sha256:
-              entries.append(entry)
-  return entries
-
-
-def delete_manifests(output: str, keep_run_ids: Iterable[str]) -> list[str]:
-  """Deletes the manifests of runs not in ``keep_run_ids`` (whose part files are deleted)."""
-  keep = set(keep_run_ids)
-  stale = [p for p in _manifest_files(output)
-           if p.rsplit("/", 1)[-1][len(_PREFIX):-len(_SUFFIX)] not in keep]
-  if stale:
-    FileSystems.delete(stale)
-  return stale
+            | "KeepNew" >> beam.ParDo(_KeepNewFn(list(self._settings))))

@@ -12,6 +12,8 @@ import math
 
 __all__ = ["Params", "DEFAULT_PARAMS"]
 
+_MAX_HOP_SECONDS = 86400.0  # a day between frames: anything longer is a typo
+
 
 @dataclasses.dataclass(frozen=True)
 class Params:
@@ -44,10 +46,12 @@ class Params:
   def __post_init__(self):
     from audiobeam.errors import ConfigError  # local import: errors has no deps either
 
-    if self.patch_hop_seconds <= 0:
+    if not (math.isfinite(self.patch_hop_seconds)
+            and self.stft_hop_seconds <= self.patch_hop_seconds <= _MAX_HOP_SECONDS):
       raise ConfigError(
-          f"patch_hop_seconds must be > 0, got {self.patch_hop_seconds!r}; the reference "
-          "uses 0.96 (non-overlapping patches).")
+          f"patch_hop_seconds must be a number from {self.stft_hop_seconds} (one STFT hop) to "
+          f"{_MAX_HOP_SECONDS:g} s, got {self.patch_hop_seconds!r}; the reference uses 0.96 "
+          "(non-overlapping patches).")
     hop_frames = self.patch_hop_seconds / self.stft_hop_seconds
     if abs(hop_frames - round(hop_frames)) > 1e-6:
       raise ConfigError(

@@ -21,11 +21,14 @@ _BASE = ["--input", "a/*.wav", "--output", "out"]
 def test_defaults_are_the_reference_settings():
   config = parse_config(_BASE)
   assert config.input == ("a/*.wav",) and config.output == "out"
-  assert config.format == FORMATS
-  assert (config.hop_seconds, config.pooling, config.short_clips, config.resampler) == (
-      0.96, "mean", "reference", "kaiser_best")
-  assert config.batch_size == 64 and config.checkpoint is None and config.pca_params is None
+  assert config.format == FORMATS and config.model == ("vggish",)
+  assert (config.options["hop_seconds"], config.pooling, config.short_clips, config.resampler,
+          config.normalize) == (0.96, "mean", "reference", "kaiser_best", "none")
+  assert config.options["checkpoint"] is None and config.options["pca_params"] is None
+  (bundle,) = config.bundles()
+  assert config.batch_size is None and config.batch_size_of(bundle) == 64
   assert config.runner == DEFAULT_RUNNER == "FnApiRunner"
+  assert config.output_mode is None and config.output_mode_effective == "replace"
 
 
 def test_repeated_inputs_and_comma_separated_formats():
@@ -43,7 +46,17 @@ def test_repeated_inputs_and_comma_separated_formats():
     (_BASE + ["--hop_seconds", "0.955"], "--hop_seconds"),
     (_BASE + ["--hop_seconds", "0"], "--hop_seconds"),
     (_BASE + ["--batch_size", "0"], "--batch_size"),
+    (_BASE + ["--batch_size", "1000000000"], "--batch_size between 1 and 4096"),
+    (_BASE + ["--batch_size", "x"], "--batch_size"),
+    (_BASE + ["--hop_seconds", "nan"], "--hop_seconds"),
+    (_BASE + ["--hop_seconds", "inf"], "--hop_seconds"),
+    (_BASE + ["--hop_seconds", "1e-300"], "--hop_seconds"),
     (_BASE + ["--pooling_method", "max"], "did you mean '--pooling'"),
+    (_BASE + ["--model", "vggish,nope"], "'nope'"),
+    (_BASE + ["--model", ""], "--model"),
+    (_BASE + ["--skip_existing", "--output_mode", "replace"], "--output_mode append"),
+    (["--input", "a", "--output", "runs/out?"], "glob characters"),
+    (["--input", "a", "--output", "runs/out*"], "glob characters"),
 ])
 def test_bad_options_raise_config_error_naming_the_option(argv, needle):
   with pytest.raises(ConfigError) as error:
@@ -53,7 +66,7 @@ def test_bad_options_raise_config_error_naming_the_option(argv, needle):
 
 def test_argparse_choices_reject_unknown_pooling_and_resampler():
   for flag in (["--pooling", "median"], ["--resampler", "linear"],
-               ["--short_clips", "crop"]):
+               ["--short_clips", "crop"], ["--normalize", "l1"], ["--output_mode", "wipe"]):
     with pytest.raises(SystemExit):
       parse_config(_BASE + flag)
 
@@ -66,9 +79,10 @@ def test_yaml_supplies_options_and_flags_override(tmp_path):
   config = parse_config(["--config", str(config_file), "--output", "from_flag"])
   assert config.input == ("x/*.flac", "y/*.wav")
   assert config.output == "from_flag"
-  assert (config.pooling, config.format, config.hop_seconds) == ("max", ("parquet",), 0.48)
+  assert (config.pooling, config.format, config.options["hop_seconds"]) == (
+      "max", ("parquet",), 0.48)
   assert config.beam_options["direct_num_workers"] == 3
-  assert config.params.patch_hop_frames == 48
+  assert config.bundles()[0].params.patch_hop_frames == 48
   flagged = parse_config(["--config", str(config_file), "--direct_num_workers=2"])
   assert flagged.beam_options["direct_num_workers"] == 2
 
@@ -93,9 +107,21 @@ def test_config_file_errors(tmp_path):
     parse_config(["--config", str(tmp_path / "broken.yaml")])
 
 
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+  # "Billion laughs": 9 levels of 10 aliases would be 10**9 strings once expanded.
+  lines = ["input: a", "output: o", 'a0: &a0 "lol"']
+  for level in range(1, 10):
+    lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 10) + "]")
+  lines.append("labels: *a9")
+  (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+  with pytest.raises(ConfigError, match="anchors or aliases"):
+    parse_config(["--config", str(tmp_path / "bomb.yaml")])
+
+
 def test_effective_config_round_trips_through_a_file(tmp_path):
-  config = parse_config(_BASE + ["--pooling", "max", "--format", "parquet",
-                                 "--direct_num_workers=2", "--checkpoint", "c.ckpt"])
+  config = parse_config(_BASE + ["--pooling", "max", "--format", "parquet", "--normalize", "l2",
+                                 "--direct_num_workers=2", "--checkpoint", "c.ckpt",
+                                 "--output_mode", "append"])
   record = {"kind": "audiobeam/run", "run_id": "x", "config": config.to_dict()}
   (tmp_path / "run.json").write_text(json.dumps(record))
   (tmp_path / "plain.yaml").write_text(yaml.safe_dump(config.to_dict()))
@@ -108,7 +134,7 @@ def test_effective_config_round_trips_through_a_file(tmp_path):
 def test_shipped_local_config_is_valid():
   config = parse_config(["--config", str(_REPO / "configs" / "local.yaml")] + _BASE)
   assert config.runner == "FnApiRunner"
-  assert EmbedConfig(input=("a/*.wav",), output="out",
+  assert EmbedConfig(input=("a/*.wav",), output="out", options=config.options,
                      beam_options=config.beam_options).to_dict() == config.to_dict()
 
 
@@ -140,7 +166,8 @@ def test_help_works_on_its_own():
   result = subprocess.run([sys.executable, "-m", "pipelines.embed", "--help"], cwd=_REPO,
                           capture_output=True, text=True, timeout=120, check=False)
   assert result.returncode == 0
-  for flag in ("--input", "--output", "--checkpoint", "--pca_params", "--format",
-               "--hop_seconds", "--pooling", "--short_clips", "--resampler", "--config",
-               "--runner"):
+  for flag in ("--input", "--output", "--model", "--checkpoint", "--pca_params", "--format",
+               "--hop_seconds", "--pooling", "--normalize", "--short_clips", "--resampler",
+               "--output_mode", "--device", "--config", "--runner"):
     assert flag in result.stdout
+

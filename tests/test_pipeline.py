@@ -14,9 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from audiobeam.bundle import Common
 from pipelines import embed
+from pipelines.lifecycle import ForeignFilesError
 import pipeline_fixtures as pf
 from transforms import records
+from vggish.bundle import VGGishBundle
 from vggish.params import DEFAULT_PARAMS
 
 E = DEFAULT_PARAMS.embedding_size
@@ -46,8 +49,8 @@ def default_run(corpus, test_weights, tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(default_run):
   _, output = default_run
-  frames, frames_schema = pf.read_parquet_dir(output / "frames")
-  clips, clips_schema = pf.read_parquet_dir(output / "clips")
+  frames, frames_schema = pf.read_parquet_dir(output / "vggish" / "frames")
+  clips, clips_schema = pf.read_parquet_dir(output / "vggish" / "clips")
   errors, errors_schema = pf.read_parquet_dir(output / "errors")
   return {"frames": frames, "clips": clips, "errors": errors, "schemas": {
       "frames": frames_schema, "clips": clips_schema, "errors": errors_schema}}
@@ -97,17 +100,18 @@ def test_bad_inputs_become_error_rows_with_stage_and_type(corpus, outputs):
 
 def test_summary_counts_equal_rows_written(default_run, outputs, corpus):
   summary, output = default_run
-  counts = summary.counts
+  counts = summary.counts["models"]["vggish"]
   assert counts["files_embedded"] == outputs["clips"].num_rows == len(pf.GOOD_FILES)
   assert counts["errors"] == outputs["errors"].num_rows == 3
+  assert set(outputs["errors"].column("model").to_pylist()) == {"vggish"}
   assert counts["frames"] == outputs["frames"].num_rows
   assert counts["frames"] == sum(outputs["clips"].column("num_frames").to_pylist())
-  assert counts["files_matched"] == len([p for p in corpus.rglob("*") if p.is_file()])
+  assert summary.counts["files_matched"] == len([p for p in corpus.rglob("*") if p.is_file()])
   assert counts["errors_by_type"]["no_match"] == 1
-  assert counts["tfrecord_examples"] == len(pf.GOOD_FILES)
+  assert counts["tfrecord_records"] == len(pf.GOOD_FILES)
   assert "accounting_mismatches" not in counts
-  assert summary.metrics["files_embedded"] == counts["files_embedded"]
-  assert summary.metrics["frames"] == counts["frames"]
+  assert summary.metrics["vggish_files_embedded"] == counts["files_embedded"]
+  assert summary.metrics["vggish_frames"] == counts["frames"]
   audio_seconds = sum(outputs["clips"].column("duration_seconds").to_pylist())
   assert counts["audio_seconds"] == pytest.approx(audio_seconds, abs=1e-6)
   text = summary.format()
@@ -116,9 +120,9 @@ def test_summary_counts_equal_rows_written(default_run, outputs, corpus):
 
 def test_patches_from_many_files_are_packed_into_full_batches(default_run):
   summary, _ = default_run
-  frames = summary.counts["frames"]  # 6 files, batch_size 8: one call per 8 patches, not per file
-  assert summary.metrics["model_call_patches"] == frames
-  assert summary.metrics["model_calls"] == -(-frames // 8) < len(pf.GOOD_FILES)
+  frames = summary.counts["models"]["vggish"]["frames"]  # 6 files, batch_size 8: one call per 8 patches
+  assert summary.metrics["vggish_model_call_inputs"] == frames
+  assert summary.metrics["vggish_model_calls"] == -(-frames // 8) < len(pf.GOOD_FILES)
   assert "model calls" in summary.format()
 
 
@@ -140,8 +144,10 @@ def test_clips_and_errors_schemas(outputs):
                       ("sample_rate", pa.int32()), ("channels", pa.int32()),
                       ("num_frames", pa.int32()), ("pooling", pa.string())]:
     assert clips.field(name).type == type_
-  assert clips.names == records.clips_schema(DEFAULT_PARAMS).names
-  assert outputs["schemas"]["errors"].names[:4] == ["uri", "stage", "error_type", "message"]
+  assert clips.names == records.clips_schema(VGGishBundle({}, Common()).clip_fields()).names
+  assert clips.field("normalize").type == pa.string()
+  assert outputs["schemas"]["errors"].names[:5] == ["uri", "model", "stage", "error_type",
+                                                    "message"]
 
 
 def test_parquet_is_compressed_and_carries_provenance(default_run, test_weights):
@@ -149,17 +155,22 @@ def test_parquet_is_compressed_and_carries_provenance(default_run, test_weights)
   from vggish.assets import sha256_of
 
   summary, output = default_run
-  for sub in ("frames", "clips", "errors"):
+  for sub in ("vggish/frames", "vggish/clips", "errors"):
     path = sorted((output / sub).glob("part-*.parquet"))[0]
     meta = pq.ParquetFile(path).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
     provenance = json.loads(pq.read_schema(path).metadata[b"audiobeam.provenance"])
-    assert provenance == summary.provenance
-  settings = summary.provenance["settings"]
+    if sub == "errors":
+      assert provenance == {"run_id": summary.run_id, "models": summary.provenance}
+    else:
+      assert provenance == summary.provenance["vggish"]
+  vggish = summary.provenance["vggish"]
+  settings = vggish["settings"]
   assert settings["checkpoint_sha256"] == sha256_of(test_weights.checkpoint, checkpoint=True)
   assert settings["pca_params_sha256"] == sha256_of(test_weights.pca_params)
+  assert vggish["assets"]["checkpoint"]["sha256"] == settings["checkpoint_sha256"]
   assert settings["resampler"] == "kaiser_best" and settings["params"]["patch_hop_seconds"] == 0.96
-  assert summary.provenance["versions"]["apache-beam"]
+  assert vggish["versions"]["apache-beam"]
 
 
 # --- values ---------------------------------------------------------------------------------
@@ -218,7 +229,7 @@ def test_tfrecords_are_audioset_sequence_examples(default_run, corpus, outputs):
   import tensorflow as tf
 
   _, output = default_run
-  serialized = pf.read_tfrecords(output / "tfrecord")
+  serialized = pf.read_tfrecords(output / "vggish" / "tfrecord")
   assert len(serialized) == len(pf.GOOD_FILES)
   clips = {r["uri"]: r for r in outputs["clips"].to_pylist()}
   for example in serialized:
@@ -242,7 +253,7 @@ def test_tfrecords_are_audioset_sequence_examples(default_run, corpus, outputs):
 def test_part_file_names_do_not_derive_from_input_names(default_run):
   summary, output = default_run
   for path in output.rglob("*"):
-    if path.is_file() and path.name != "run.json":
+    if path.is_file() and path.name != "run.json" and "_audiobeam" not in path.parts:
       assert path.name.startswith(f"part-{summary.run_id}-"), path
 
 
@@ -259,7 +270,7 @@ def pad_run(corpus, test_weights, tmp_path_factory):
 
 def test_short_clips_pad_embeds_a_short_clip_as_one_padded_frame(pad_run, corpus):
   _, output = pad_run
-  clips, _ = pf.read_parquet_dir(output / "clips")
+  clips, _ = pf.read_parquet_dir(output / "vggish" / "clips")
   short = [r for r in clips.to_pylist() if r["uri"] == _uri(corpus, pf.SHORT_FILE)]
   assert len(short) == 1 and short[0]["num_frames"] == 1 and short[0]["padded"]
   assert short[0]["duration_seconds"] == pytest.approx(0.5)
@@ -269,50 +280,54 @@ def test_short_clips_pad_embeds_a_short_clip_as_one_padded_frame(pad_run, corpus
 
 def test_pooling_max_and_parquet_only(pad_run):
   _, output = pad_run
-  clips, _ = pf.read_parquet_dir(output / "clips")
-  frames, _ = pf.read_parquet_dir(output / "frames")
+  clips, _ = pf.read_parquet_dir(output / "vggish" / "clips")
+  frames, _ = pf.read_parquet_dir(output / "vggish" / "frames")
   for clip in clips.to_pylist():
     rows = _frames_of(frames, clip["uri"])
     np.testing.assert_array_equal(
         clip["embedding"], np.array([r["raw_embedding"] for r in rows], np.float32).max(axis=0))
     assert clip["pooling"] == "max"
-  assert not (output / "tfrecord").exists()
+  assert not (output / "vggish" / "tfrecord").exists()
 
 
 @pytest.fixture(scope="module")
 def rerun(pad_run):
-  """Re-runs pad_run from its run.json into the same output, after planting leftovers of a
-  killed run (a part file of another run id and a Beam temp dir)."""
+  """Re-runs pad_run from its run.json into the same output, after planting files that
+  look like another run's leftovers but that audiobeam did not write (no record of their
+  run id): the re-run is refused until --output_mode replace, and they stay untouched."""
   first, output = pad_run
-  stale_part = output / "frames" / "part-19990101T000000Z-dead00-00000-of-00001.parquet"
-  stale_part.write_bytes(b"partial")
-  stale_temp = output / "clips" / "beam-temp-part-19990101T000000Z-dead00-0123"
-  stale_temp.mkdir()
-  (stale_temp / "shard").write_bytes(b"partial")
-  second = embed.run(["--config", str(output / "run.json")])
-  return first, second, output, (stale_part, stale_temp)
+  planted_part = output / "vggish" / "frames" / "part-19990101T000000Z-dead00-00000-of-00001.parquet"
+  planted_part.write_bytes(b"partial")
+  planted_temp = output / "vggish" / "clips" / "beam-temp-part-19990101T000000Z-dead00-0123"
+  planted_temp.mkdir()
+  (planted_temp / "shard").write_bytes(b"partial")
+  with pytest.raises(ForeignFilesError, match="did not write"):
+    embed.run(["--config", str(output / "run.json")])
+  second = embed.run(["--config", str(output / "run.json"), "--output_mode", "replace"])
+  return first, second, output, (planted_part, planted_temp / "shard")
 
 
 def test_run_json_round_trips_as_config(rerun):
   first, second, output, _ = rerun
-  assert second.config == first.config
-  assert pf.read_run_json(output)["config"] == first.config
-  assert second.provenance["settings_sha256"] == first.provenance["settings_sha256"]
+  assert second.config == {**first.config, "output_mode": "replace"}
+  assert pf.read_run_json(output)["config"] == second.config
+  assert (second.provenance["vggish"]["settings_sha256"]
+          == first.provenance["vggish"]["settings_sha256"])
 
 
-def test_rerun_replaces_outputs_without_duplicates(rerun):
-  first, second, output, stale = rerun
+def test_rerun_replaces_outputs_without_duplicates_and_leaves_foreign_files(rerun):
+  first, second, output, planted = rerun
   assert second.run_id != first.run_id
-  for path in stale:
-    assert not path.exists()
-  for sub in ("frames", "clips", "errors"):
-    names = [p.name for p in (output / sub).iterdir()]
-    assert names and all(n.startswith(f"part-{second.run_id}-") for n in names), names
-  clips, _ = pf.read_parquet_dir(output / "clips")
-  assert clips.num_rows == first.counts["files_embedded"] == second.counts["files_embedded"]
-  frames, _ = pf.read_parquet_dir(output / "frames")
-  assert frames.num_rows == first.counts["frames"]
+  for path in planted:
+    assert path.read_bytes() == b"partial"  # not ours: never deleted
+  for sub in ("vggish/frames", "vggish/clips", "errors"):
+    ours = [p.name for p in (output / sub).glob("part-*") if p not in planted]
+    assert ours and all(n.startswith(f"part-{second.run_id}-") for n in ours), ours
+  clips, _ = pf.read_parquet_dir(output / "vggish" / "clips")
+  first_counts, second_counts = (r.counts["models"]["vggish"] for r in (first, second))
+  assert clips.num_rows == first_counts["files_embedded"] == second_counts["files_embedded"]
   assert pf.read_run_json(output)["run_id"] == second.run_id
+  assert pf.read_run_json(output)["committed_run_ids"] == [second.run_id]
 
 
 # --- the multi-processing local runner ------------------------------------------------------
@@ -328,9 +343,10 @@ def test_multi_processing_runner_gives_the_same_rows(corpus, test_weights, outpu
   for name in names:
     argv += ["--input", _uri(corpus, name)]
   summary = embed.run(argv)
-  assert (summary.counts["files_embedded"], summary.counts["errors"]) == (2, 1)
-  assert summary.metrics.get("files_embedded") == 2  # metrics come back from worker processes
-  frames, _ = pf.read_parquet_dir(output / "frames")
+  counts = summary.counts["models"]["vggish"]
+  assert (counts["files_embedded"], counts["errors"]) == (2, 1)
+  assert summary.metrics.get("vggish_files_embedded") == 2  # metrics come back from workers
+  frames, _ = pf.read_parquet_dir(output / "vggish" / "frames")
   for name in names[:2]:
     got = _frames_of(frames, _uri(corpus, name))
     want = _frames_of(outputs["frames"], _uri(corpus, name))

@@ -223,12 +223,13 @@ def _ensure_weights(cache_dir: Path) -> tuple[str, str]:
 
 def _pipeline_batches(output_dir: Path, batch_size: int, flops_per_patch: int) -> dict | None:
   """Batch statistics of our run from its ``run.json`` (RunInference's batch-size
-  distribution, summed by the pipeline into ``model_calls`` / ``model_call_patches``)."""
+  distribution, summed by the pipeline into ``vggish_model_calls`` /
+  ``vggish_model_call_inputs``)."""
   try:
     metrics = json.loads((output_dir / "run.json").read_text()).get("metrics", {})
   except (OSError, ValueError):
     return None
-  calls, patches = metrics.get("model_calls"), metrics.get("model_call_patches")
+  calls, patches = metrics.get("vggish_model_calls"), metrics.get("vggish_model_call_inputs")
   if not calls or patches is None:
     return None
   stats = {"calls": calls, "patches": patches, "batch_size": batch_size,

@@ -48,11 +48,12 @@ def _key(uri: str) -> str:
 
 
 def read_frames(output_dir: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-  """``<output_dir>/frames/*.parquet`` -> {uri: (frame_index [N], raw f32 [N,128], u8 [N,128])},
-  sorted by frame_index."""
+  """``<output_dir>/vggish/frames/*.parquet`` -> {uri: (frame_index [N], raw f32 [N,128],
+  u8 [N,128])}, sorted by frame_index."""
   import pyarrow.parquet as pq
 
-  paths = sorted(p for p in glob.glob(os.path.join(output_dir, "frames", "**", "*"), recursive=True)
+  paths = sorted(p for p in glob.glob(os.path.join(output_dir, "vggish", "frames", "**", "*"),
+                                      recursive=True)
                  if os.path.isfile(p) and not os.path.basename(p).startswith((".", "_")))
   if not paths:
     return {}

@@ -5,15 +5,20 @@ the pipeline's own Python (``$AUDIOBEAM_PYTHON``, default: the repository's
 ``.venv/bin/python`` next to this file's folder), on Dataflow or locally, as the
 ``runner`` param says. Every run writes one date partition::
 
-    {output_root}/dt=YYYY-MM-DD/{frames,clips,errors,tfrecord}/ + run.json
+    {output_root}/dt=YYYY-MM-DD/{<model>/{frames,clips,...},errors}/ + run.json
+
+``model`` lists the models to run (``["vggish", "yamnet"]``: each file is decoded once
+for all); their weight flags come from the ``config`` YAML (``yamnet_weights: gs://...``;
+keys of models not selected are ignored), VGGish's also from the ``checkpoint`` /
+``pca_params`` params.
 
 Re-running a date is idempotent: the pipeline replaces its own earlier outputs in
-``--output`` (the new run's files are published by ``run.json``, then the older run's
-part files are deleted), so a retried or cleared task leaves exactly one copy of the
-rows. With ``incremental`` on, inputs already embedded under the same weights and
-front-end settings in any partition of ``output_root`` are skipped (``--skip_existing``,
-judged by the output manifests; see transforms/manifest.py), so a daily run over a
-growing bucket only embeds what is new.
+``--output`` (the new run is committed, then the older run's files are deleted by its
+record), so a retried or cleared task leaves exactly one copy of the rows. With
+``incremental`` on, inputs already embedded under the same weights and settings in any
+partition of ``output_root`` are skipped (``--skip_existing``, judged by the partitions'
+manifests; see transforms/manifest.py), so a daily run over a growing bucket only embeds
+what is new.
 
 Input patterns may contain ``{ds}`` (replaced by the run's date), for buckets that are
 already partitioned by day. Everything else about the job (machine type, GPU, image,
@@ -43,7 +48,7 @@ _DATAFLOW_RUNNER = "DataflowRunner"
 
 with DAG(
     dag_id="audiobeam_embed_daily",
-    description="VGGish embeddings of new audio, one date partition per day",
+    description="audio embeddings (VGGish, YAMNet, CLAP, ...) of new audio, one date partition per day",
     schedule="@daily",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
@@ -57,6 +62,9 @@ with DAG(
         "output_root": Param("gs://my-audiobeam-bucket/embeddings", type="string",
                              description="partitions are written to {output_root}/dt={ds}/"),
         "runner": Param(_DATAFLOW_RUNNER, enum=[_DATAFLOW_RUNNER, _LOCAL_RUNNER]),
+        "model": Param(["vggish"], type="array", items={"type": "string"},
+                       description="models to run on every file (vggish, yamnet, clap, ast, "
+                       "clmr); their weights come from the config YAML"),
         "config": Param(str(REPO_ROOT / "configs" / "dataflow_gpu.yaml"), type="string",
                         description="run config YAML (configs/local.yaml for the local runner)"),
         "checkpoint": Param(None, type=["null", "string"],
@@ -83,6 +91,7 @@ with DAG(
       pipeline_options={
           "config": "{{ params.config }}",
           "input": "{{ params.input | map('replace', '{ds}', ds) | list }}",
+          "model": "{{ params.model | join(',') }}",
           "output": "{{ params.output_root.rstrip('/') }}/dt={{ ds }}/",
           "checkpoint": "{{ params.checkpoint }}",
           "pca_params": "{{ params.pca_params }}",

@@ -21,8 +21,10 @@ import datetime
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any, Mapping, Sequence
@@ -40,7 +42,7 @@ from audiobeam.redact import redact_text, redact_uri
 from pipelines import lifecycle
 from pipelines.options import (DEFAULT_RUNNER, RUN_RECORD_KIND, EmbedConfig, is_local_runner,
                                model_options, parse_config)
-from transforms import manifest
+from transforms import manifest, progress
 from transforms import provenance as provenance_lib
 from transforms.embed import (BundleModelHandler, EmbedWithModel, model_metrics_namespace,
                               poison_input_for_test)
@@ -215,6 +217,27 @@ def _make_runner(config: EmbedConfig, options):
 
 
 INTRA_OP_THREADS_ENV = "TF_NUM_INTRAOP_THREADS"
+
+
+@contextlib.contextmanager
+def _progress(config: EmbedConfig):
+  """Local runs: a progress line on stderr every 10 s while the job runs (``--progress``;
+  ``auto``: when stderr is a terminal or with ``--verbose``). Workers inherit
+  ``AUDIOBEAM_PROGRESS_DIR`` from the launcher's environment for the duration of the run."""
+  wanted = config.progress == "on" or (config.progress == "auto" and (
+      config.verbose or sys.stderr.isatty()))
+  if not wanted or not is_local_runner(config.runner) or progress.PROGRESS_DIR_ENV in os.environ:
+    yield
+    return
+  directory = tempfile.mkdtemp(prefix="audiobeam-progress-")
+  os.environ[progress.PROGRESS_DIR_ENV] = directory
+  reporter = progress.ProgressReporter(directory).start()
+  try:
+    yield
+  finally:
+    reporter.stop()
+    os.environ.pop(progress.PROGRESS_DIR_ENV, None)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -454,7 +477,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
     build_pipeline(pipeline, config, models, run_id=run_id, base_dir=ledger.staging(run_id),
                    select_files=select_files)
     try:
-      with _share_cores_between_workers(pipeline.options):
+      with _share_cores_between_workers(pipeline.options), _progress(config):
         result = pipeline.run()
         state = result.wait_until_finish()
       if state is not None and state != PipelineState.DONE:
@@ -508,16 +531,38 @@ def _on_sigterm(signum, frame):  # pylint: disable=unused-argument
   raise _Terminated()
 
 
+_QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",     # TensorFlow's C++ notices (CUDA probing, oneDNN, XLA)
+    "GRPC_VERBOSITY": "ERROR",       # gRPC's fork-support notices
+    "ABSL_MIN_LOG_LEVEL": "3",       # absl's "log messages before InitializeLog" line
+}
+
+
+def _quiet_start_up(verbose: bool) -> None:
+  """TensorFlow's start-up noise does not reach a user's terminal unless ``--verbose``.
+
+  Set before TensorFlow is imported (it reads them once); workers inherit them. A value
+  the user exported wins.
+  """
+  if verbose:
+    return
+  for key, value in _QUIET_ENV.items():
+    os.environ.setdefault(key, value)
+  logging.getLogger("apache_beam").setLevel(logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """CLI entry: prints the summary; configuration errors exit 2 with the message; SIGINT
   exits 130 and SIGTERM 143 after removing the run's uncommitted files (earlier outputs
   stay as they were); an unexpected crash exits 1 with its traceback. Everything printed
   is redacted."""
+  args = list(sys.argv[1:] if argv is None else argv)
+  _quiet_start_up("--verbose" in args)
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   _redact_log_handlers()
   previous = signal.signal(signal.SIGTERM, _on_sigterm)
   try:
-    summary = run(argv)
+    summary = run(args)
   except AudiobeamError as error:  # ConfigError, AssetError, ...: said before any job ran
     print(f"error: {redact_text(str(error))}", file=sys.stderr)
     return 2

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 __all__ = [
@@ -92,11 +93,21 @@ def run_embed(argv: Sequence[str], *, home: Path, drop_file_permission_override:
 
 @dataclasses.dataclass
 class Outputs:
-  """Everything under an output dir, read back: every part file, not only run.json's."""
+  """Everything under an output dir, read back: every part file, not only run.json's.
+
+  Keys ``frames``, ``clips``, ``tfrecord`` are the model's folders (``<model>/frames``,
+  ...), ``errors`` the top-level ``errors/``; ``model_counts`` is run.json's counts of
+  the model.
+  """
   directory: Path
   tables: dict[str, pa.Table]  # frames, clips, errors (all part files concatenated)
   part_files: dict[str, list[str]]  # subdir -> part files present
   run_record: dict | None
+  model: str = "vggish"
+
+  @property
+  def model_counts(self) -> dict:
+    return self.run_record["counts"]["models"][self.model]
 
   def rows(self, name: str) -> list[dict]:
     return self.tables[name].to_pylist()
@@ -109,16 +120,21 @@ def _read_parquet_files(paths: list[str]) -> pa.Table | None:
   return pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
 
 
-def read_outputs(directory: Path) -> Outputs:
-  """Reads frames/, clips/, errors/ (every ``*.parquet`` present), tfrecord/ names and run.json."""
+def read_outputs(directory: Path, model: str = "vggish") -> Outputs:
+  """Reads <model>/frames/, <model>/clips/, errors/ (every ``*.parquet`` present),
+  <model>/tfrecord/ names and run.json. Errors rows of other models are left out."""
   part_files = {}
   tables = {}
   for sub in ("frames", "clips", "errors", "tfrecord"):
-    part_files[sub] = sorted(glob.glob(str(directory / sub / "*")))
+    folder = directory / sub if sub == "errors" else directory / model / sub
+    part_files[sub] = sorted(glob.glob(str(folder / "*")))
   for sub in _OUTPUT_TABLES:
     parquet = [p for p in part_files[sub] if p.endswith(".parquet") and os.path.isfile(p)]
     table = _read_parquet_files(parquet)
     tables[sub] = table if table is not None else pa.table({"uri": pa.array([], pa.string())})
+  if "model" in tables["errors"].column_names:
+    errors = tables["errors"]
+    tables["errors"] = errors.filter(pa.compute.equal(errors["model"], model))
   run_json = directory / "run.json"
   record = json.loads(run_json.read_text()) if run_json.exists() else None
-  return Outputs(directory, tables, part_files, record)
+  return Outputs(directory, tables, part_files, record, model)

@@ -10,6 +10,7 @@ the storage clients again and read with pyarrow / TensorFlow's record reader.
 from __future__ import annotations
 
 import io
+import json
 import pathlib
 
 import numpy as np
@@ -90,12 +91,12 @@ def _count_tfrecords(emulator, prefix: str) -> tuple[int, list[bytes]]:
 
 
 def _check_outputs(emulator, root: str, summary) -> None:
-  clips = _read_parquet(emulator, f"{root}/out/clips/").to_pydict()
+  clips = _read_parquet(emulator, f"{root}/out/vggish/clips/").to_pydict()
   assert sorted(clips["uri"]) == sorted(f"{root}/audio/{n}" for n in _EXPECTED_FRAMES)
   assert dict(zip(clips["uri"], clips["num_frames"])) == {
       f"{root}/audio/{n}": frames for n, frames in _EXPECTED_FRAMES.items()}
 
-  frames = _read_parquet(emulator, f"{root}/out/frames/")
+  frames = _read_parquet(emulator, f"{root}/out/vggish/frames/")
   assert frames.num_rows == sum(_EXPECTED_FRAMES.values())
   raw = np.asarray(frames.column("raw_embedding").to_pylist(), dtype=np.float32)
   assert raw.shape == (frames.num_rows, 128) and np.all(np.isfinite(raw))
@@ -105,12 +106,18 @@ def _check_outputs(emulator, root: str, summary) -> None:
   assert list(zip(errors["uri"], errors["error_type"])) == [
       (f"{root}/audio/short_8k_mono.wav", "too_short")]
 
-  count, video_ids = _count_tfrecords(emulator, f"{root}/out/tfrecord/")
+  count, video_ids = _count_tfrecords(emulator, f"{root}/out/vggish/tfrecord/")
   assert count == len(_EXPECTED_FRAMES) and all(video_ids)
 
-  run_json = emulator.read(f"{root}/out/run.json")
-  assert b'"checkpoint_uri": "' + f"{root}/weights/vggish_model.ckpt".encode() in run_json
-  assert summary.counts["files_embedded"] == 2 and summary.counts["errors"] == 1
+  run_json = json.loads(emulator.read(f"{root}/out/run.json"))
+  assets = run_json["provenance"]["vggish"]["assets"]
+  assert assets["checkpoint"]["uri"] == f"{root}/weights/vggish_model.ckpt"
+  assert run_json["committed_run_ids"] == [summary.run_id]
+  counts = summary.counts["models"]["vggish"]
+  assert counts["files_embedded"] == 2 and counts["errors"] == 1
+  # Staging and the lease are gone; the ledger holds the run's record and manifest.
+  ledger = sorted(p[len(f"{root}/out/_audiobeam/"):] for p in emulator.list(f"{root}/out/_audiobeam/"))
+  assert ledger == [f"manifests/run-{summary.run_id}.jsonl", f"runs/{summary.run_id}.json"]
 
 
 def test_pipeline_reads_and_writes_gcs_through_emulator(gcs_emulator, local_corpus, test_weights,

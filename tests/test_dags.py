@@ -123,7 +123,7 @@ def _dag_test(airflow_python, airflow_home, conf, logical_date: str = _LOGICAL_D
 
 def _clips(partition: pathlib.Path) -> dict[str, list[float]]:
   rows = {}
-  for path in sorted((partition / "clips").glob("*.parquet")):
+  for path in sorted((partition / "vggish" / "clips").glob("*.parquet")):
     table = pq.read_table(path, columns=["uri", "embedding"]).to_pydict()
     rows.update(zip(table["uri"], table["embedding"]))
   return rows
@@ -149,7 +149,8 @@ def test_dag_run_embeds_into_date_partition_and_rerun_of_date_is_idempotent(
   assert first["state"] == "success" and first["tasks"] == {"embed": "success"}, first
   assert [p.name for p in output_root.iterdir()] == [partition.name]
   assert sorted(first_clips) == sorted(str(p) for p in tiny_corpus.glob("*.wav"))
-  assert len(list((partition / "frames").glob("*.parquet"))) >= 1
+  assert len(list((partition / "vggish" / "frames").glob("*.parquet"))) >= 1
+  assert first_run["config"]["model"] == ["vggish"]
 
   second = _dag_test(airflow_python, airflow_home, conf)  # the same date again
   second_run = json.loads((partition / "run.json").read_text())
@@ -159,8 +160,8 @@ def test_dag_run_embeds_into_date_partition_and_rerun_of_date_is_idempotent(
   # Same rows, once. By default the DAG is incremental, so the re-run finds every input in
   # the date's manifest, embeds nothing and keeps the first run's files.
   assert _clips(partition) == first_clips
-  assert _row_count(partition / "clips") == len(first_clips)
-  assert _row_count(partition / "frames") == first_run["counts"]["frames"]
+  assert _row_count(partition / "vggish" / "clips") == len(first_clips)
+  assert _row_count(partition / "vggish" / "frames") == first_run["counts"]["models"]["vggish"]["frames"]
   assert second_run["counts"]["files_skipped_existing"] == len(first_clips)
 
 
@@ -185,7 +186,8 @@ def test_non_incremental_rerun_of_a_date_replaces_its_files(
 
   assert second["state"] == "success", second
   assert _clips(partition) == first_clips
-  parts = [p.name for sub in ("clips", "frames", "errors") for p in (partition / sub).glob("part-*")]
+  parts = [p.name for sub in ("vggish/clips", "vggish/frames", "errors")
+           for p in (partition / sub).glob("part-*")]
   assert parts and all(name.startswith(f"part-{second_run['run_id']}-") for name in parts), parts
 
 

@@ -107,7 +107,7 @@ def test_injected_inference_fault_is_isolated_so_batch_neighbours_still_embed(ho
   corpus, outputs, _, _ = hostile_run
   (fault_uri,) = corpus.fault_uris
   metrics = outputs.run_record["metrics"]
-  assert metrics.get("inference_batches_isolated", 0) >= 1, metrics
+  assert metrics.get("vggish_inference_batches_isolated", 0) >= 1, metrics
   errors = [r for r in outputs.rows("errors") if r["uri"] == fault_uri]
   assert [(r["stage"], r["error_type"]) for r in errors] == [("inference", "inference_failed")]
   assert "finite" in errors[0]["message"]
@@ -149,18 +149,19 @@ def test_every_matched_input_lands_in_exactly_one_of_clips_or_errors(hostile_run
 
 def test_summary_counts_equal_the_rows_written(hostile_run):
   corpus, outputs, run, _ = hostile_run
-  counts = outputs.run_record["counts"]
+  counts = outputs.model_counts
   clips, errors = outputs.rows("clips"), outputs.rows("errors")
   assert counts["files_embedded"] == len(clips)
   assert counts["errors"] == len(errors)
   assert counts["frames"] == outputs.tables["frames"].num_rows == sum(c["num_frames"] for c in clips)
   no_match = [c for c in corpus.cases if c.expected.error_type == "no_match"]
-  assert counts["files_matched"] == len(corpus.paths) - len(no_match)
+  files_matched = outputs.run_record["counts"]["files_matched"]
+  assert files_matched == len(corpus.paths) - len(no_match)
   assert "accounting_mismatches" not in counts
   by_type = collections.Counter(r["error_type"] for r in errors)
   assert counts["errors_by_type"] == dict(by_type)
-  assert (f"{counts['files_matched']} files matched, {len(clips)} embedded, {len(errors)} errors"
-          in run.stdout), run.stdout
+  assert f"{files_matched} files matched" in run.stdout, run.stdout
+  assert f"vggish: {len(clips)} embedded, {len(errors)} errors" in run.stdout, run.stdout
 
 
 def test_summary_only_lists_part_files_of_this_run(hostile_run):
@@ -205,7 +206,8 @@ def test_output_file_names_are_never_derived_from_input_names(hostile_run):
   corpus, outputs, _, _ = hostile_run
   names = [p.name for p in outputs.directory.rglob("*")]
   stems = {Path(c.filename).stem for c in corpus.cases}
-  allowed = re.compile(r"^(frames|clips|errors|tfrecord|run\.json|"
+  allowed = re.compile(r"^(vggish|frames|clips|errors|tfrecord|run\.json|_audiobeam|runs|manifests|"
+                       r"[0-9TZ]+-[0-9a-f]+\.json|run-[0-9TZ]+-[0-9a-f]+\.jsonl|"
                        r"part-[0-9TZ]+-[0-9a-f]+-\d{5}-of-\d{5}\.(parquet|tfrecord))$")
   for name in names:
     assert allowed.match(name), f"unexpected output name {name!r}"

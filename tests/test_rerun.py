@@ -3,16 +3,16 @@
 Real ``python -m pipelines.embed`` subprocesses, in order (module-scoped, ~3 runs):
 
 1. a complete run into ``out/``;
-2. the same command again, SIGKILLed right after it published its first part file
-   (so ``out/`` holds run 1, some finalized part files of run 2 and Beam temp dirs);
+2. the same command again, SIGKILLed right after its job finalized its first part file
+   (in the run's staging folder ``_audiobeam/staging/<run_id>/``);
 3. the same command again, to completion.
 
-Semantics asserted (the README documents them): a run *replaces* the output. Part
-files carry the run id; ``run.json`` names the run whose files are the output and is
-written only after the job succeeded; only then are other runs' part files and Beam
-temp leftovers deleted. So after a kill, ``run.json`` still names the last complete
-run and its files are intact; after the next complete run every subdirectory holds
-exactly that run's files, with each input once.
+Semantics asserted (the README documents them): a run *replaces* the output. The job
+writes into staging; only after it succeeded are its files moved into place and the run
+committed, then ``run.json`` names it and the earlier run's files are deleted. So after a
+kill the readable folders hold exactly run 1's files and ``run.json`` names run 1; the
+next run removes the killed run's leftovers, and after it every folder holds exactly
+that run's files, with each input once.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pytest
 import hostile_corpus
 import robust_fixtures
 
-_SUBDIRS = ("frames", "clips", "errors", "tfrecord")
+_SUBDIRS = ("vggish/frames", "vggish/clips", "errors", "vggish/tfrecord")
 _KILL_TIMEOUT_SECONDS = 300
 
 
@@ -55,11 +55,14 @@ def _write_inputs(directory: Path) -> dict[str, str]:
 
 
 def _state(out: Path) -> dict[str, list[str]]:
-  """Every file and Beam temp entry under ``out``, by subdirectory (names only)."""
+  """Every file and Beam temp entry in the readable folders (names), and every file of
+  audiobeam's ledger (paths relative to ``_audiobeam/``)."""
   state = {}
   for sub in _SUBDIRS:
     d = out / sub
     state[sub] = sorted(p.name for p in d.iterdir()) if d.exists() else []
+  ledger = out / "_audiobeam"
+  state["_audiobeam"] = sorted(str(p.relative_to(ledger)) for p in ledger.rglob("*") if p.is_file())
   return state
 
 
@@ -76,20 +79,17 @@ def _start(argv, home: Path) -> subprocess.Popen:
 
 def _kill_after_first_new_part_file(proc: subprocess.Popen, out: Path, before: set[str]) -> str:
   """Polls ``out`` every 10 ms; SIGKILLs ``proc``'s process group as soon as a finalized
-  part file that was not there before appears. Returns that file's name."""
+  part file that was not there before appears anywhere (the job finalizes into its
+  staging folder). Returns that file's path relative to ``out``."""
   deadline = time.monotonic() + _KILL_TIMEOUT_SECONDS
   while time.monotonic() < deadline:
     if proc.poll() is not None:
       pytest.fail(f"the run ended (rc {proc.returncode}) before it published a part file")
-    for sub in _SUBDIRS:
-      d = out / sub
-      if not d.exists():
-        continue
-      for path in d.iterdir():
-        if path.name.startswith("part-") and path.is_file() and path.name not in before:
-          os.killpg(proc.pid, signal.SIGKILL)
-          proc.wait()
-          return path.name
+    for path in out.rglob("part-*"):
+      if path.is_file() and "beam-temp-" not in str(path) and path.name not in before:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return str(path.relative_to(out))
     time.sleep(0.01)
   os.killpg(proc.pid, signal.SIGKILL)
   proc.wait()
@@ -115,8 +115,9 @@ def reruns(test_weights, tmp_path_factory):
   after_kill = robust_fixtures.read_outputs(out)
   state_kill = _state(out)
   listed = after_kill.run_record["outputs"]
-  listed_clip_uris = sorted(r["uri"] for p in listed["clips"] for r in pq.read_table(p).to_pylist())
-  listed_files_exist = all(Path(p).is_file() for sub in _SUBDIRS for p in listed[sub])
+  listed_clip_uris = sorted(r["uri"] for p in listed["vggish/clips"]
+                            for r in pq.read_table(out / p).to_pylist())
+  listed_files_exist = all((out / p).is_file() for sub in _SUBDIRS for p in listed[sub])
 
   final = robust_fixtures.run_embed(argv, home=root / "home")
   assert final.returncode == 0, final.stderr[-3000:]
@@ -142,7 +143,7 @@ def _assert_complete_and_unique(outputs, root: Path, outcomes: dict[str, str]):
   clips = {r["uri"]: r["num_frames"] for r in outputs.rows("clips")}
   per_uri = collections.Counter(uri for uri, _ in _keyed_frames(outputs))
   assert dict(per_uri) == clips
-  counts = outputs.run_record["counts"]
+  counts = outputs.model_counts
   assert (counts["files_embedded"], counts["errors"], counts["frames"]) == (
       len(clips), len(outputs.rows("errors")), sum(clips.values()))
 
@@ -156,11 +157,13 @@ def test_run_killed_with_sigkill_after_publishing_a_part_file_left_run_json_on_t
   assert reruns["killed"].returncode == -signal.SIGKILL
   first_id = reruns["first"].run_record["run_id"]
   assert reruns["after_kill"].run_record["run_id"] == first_id
-  # The kill really happened mid-write: files of another run sit next to run 1's.
-  leftovers = [n for names in reruns["state_kill"].values() for n in names
-               if not n.startswith(f"part-{first_id}-")]
-  assert reruns["killed_at"] in leftovers
-  # A reader that follows run.json still sees exactly run 1, intact.
+  # The kill really happened mid-write: the killed run's files sit in its staging folder...
+  assert reruns["killed_at"].startswith("_audiobeam/staging/")
+  killed_id = reruns["killed_at"].split("/")[2]
+  assert f"runs/{killed_id}.started.json" in reruns["state_kill"]["_audiobeam"]
+  # ... and a reader of the folders, or of run.json, sees exactly run 1, intact.
+  for sub in _SUBDIRS:
+    assert reruns["state_kill"][sub] == reruns["state_first"][sub]
   listed = reruns["after_kill"].run_record["outputs"]
   for sub in _SUBDIRS:
     assert listed[sub] and all(Path(p).name.startswith(f"part-{first_id}-") for p in listed[sub])
@@ -175,9 +178,13 @@ def test_rerun_after_a_kill_yields_complete_non_duplicated_outputs(reruns):
 def test_rerun_leaves_only_its_own_part_files_and_no_temp_dirs(reruns):
   final_id = reruns["final"].run_record["run_id"]
   assert final_id != reruns["first"].run_record["run_id"]
-  for sub, names in reruns["state_final"].items():
+  for sub in _SUBDIRS:
+    names = reruns["state_final"][sub]
     assert names, sub
     assert all(n.startswith(f"part-{final_id}-") for n in names), (sub, names)
+  # The ledger holds the final run's record and manifest only: no staging, no lock.
+  assert reruns["state_final"]["_audiobeam"] == [f"manifests/run-{final_id}.jsonl",
+                                                 f"runs/{final_id}.json"]
 
 
 def test_rerun_reproduces_the_first_runs_embeddings(reruns):

@@ -27,6 +27,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from audiobeam.bundle import Asset, ModelBundle
+from transforms import progress
 from transforms.records import InferenceFailure
 
 __all__ = ["BundleModelHandler", "EmbedWithModel", "model_metrics_namespace",
@@ -50,6 +51,7 @@ class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
     self._bundle = bundle
     self._assets = dict(assets)
     self._isolated = Metrics.counter(_NAMESPACE, f"{bundle.name}_inference_batches_isolated")
+    self._embedded = Metrics.counter(_NAMESPACE, f"{bundle.name}_inputs_embedded")
 
   def load_model(self):
     local = {name: self._bundle.localize(asset) for name, asset in self._assets.items()}
@@ -65,6 +67,8 @@ class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
                     inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
     if not batch:
       return []
+    self._embedded.inc(len(batch))
+    progress.record(inputs_embedded=len(batch))
     try:
       outputs = _checked_call(model, np.stack(batch))
     except Exception:  # pylint: disable=broad-except

@@ -28,6 +28,7 @@ from apache_beam.metrics import Metrics
 from audiobeam.bundle import ModelBundle
 from audiobeam.errors import InputError, TooShortError
 from audiobeam.redact import redact_text
+from transforms import progress
 from transforms.records import AudioFile, ClipInfo, InputFailure
 
 __all__ = ["ExtractModelInputs", "failure_from_exception", "inputs_tag", "outcomes_tag"]
@@ -73,6 +74,7 @@ class _ExtractInputsFn(beam.DoFn):
     self._bundles = {b.name: b for b in bundles}
     self._audio_ms = Metrics.counter(_NAMESPACE, "audio_milliseconds")
     self._decoded = Metrics.counter(_NAMESPACE, "files_decoded")
+    self._failed = Metrics.counter(_NAMESPACE, "files_failed")
 
   def process(self, file: AudioFile):
     from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
@@ -97,12 +99,15 @@ class _ExtractInputsFn(beam.DoFn):
             counts[name] += len(block.inputs)
     except Exception as error:  # pylint: disable=broad-except
       # One bad file never fails the run: it becomes one errors row per model.
+      self._failed.inc()
+      progress.record(files_done=1, files_failed=1)
       for name in wanted:
         yield beam.pvalue.TaggedOutput(outcomes_tag(name), (uri, failure_from_exception(
             file, _stage_of(error), error, name)))
       return
     self._decoded.inc()
     self._audio_ms.inc(int(round(result.duration_seconds * 1000)))
+    progress.record(files_done=1, audio_seconds=result.duration_seconds)
     for name in wanted:
       error = result.errors.get(name)
       if error is None and (counts[name] == 0 or counts[name] != feeds[name].frontend.num_frames):

@@ -20,6 +20,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from transforms import progress
 from transforms.records import AudioFile, InputFailure
 from audiobeam.redact import redact_text, redact_uri
 
@@ -110,8 +111,10 @@ class MatchAudio(beam.PTransform):
 class _CountFn(beam.DoFn):
 
   def __init__(self, name: str):
+    self._name = name
     self._counter = Metrics.counter(_NAMESPACE, name)
 
   def process(self, element):
     self._counter.inc()
+    progress.record(**{self._name: 1})
     yield element

@@ -28,6 +28,7 @@ yields float32 ``[k, 480000]`` blocks; ``cut_windows`` does it on a whole signal
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Iterator
 
 import numpy as np
@@ -48,7 +49,7 @@ __all__ = [
 def hop_samples_for(hop_seconds: float, params: ClapParams = DEFAULT_PARAMS) -> int:
   """``--clap_hop_seconds`` -> samples at 48 kHz; ConfigError unless 0 < hop <= 10 s and
   a whole number of samples."""
-  if isinstance(hop_seconds, bool) or not isinstance(hop_seconds, (int, float)):
+  if isinstance(hop_seconds, (bool, np.bool_)) or not isinstance(hop_seconds, numbers.Real):
     raise ConfigError(f"expected --clap_hop_seconds to be a number of seconds, found {hop_seconds!r}")
   hop = float(hop_seconds)
   if not math.isfinite(hop) or hop <= 0 or hop > params.window_seconds:

@@ -118,6 +118,11 @@ def read_checkpoint_config(path: str) -> dict:
 def _check_extractor_settings(settings: Mapping[str, Any], where: str,
                               params: ClapParams) -> None:
   """The preprocessor settings our front end relies on (window length, padding)."""
+  numeric = ("sampling_rate", "max_length_s")
+  bad = [k for k in numeric if isinstance(settings[k], bool) or not isinstance(settings[k], (int, float))]
+  if bad:
+    raise AssetError(f"expected numbers for {', '.join(bad)} in {where}, found "
+                     f"{', '.join(repr(settings[k]) for k in bad)}.")
   rate = settings["sampling_rate"]
   if rate != params.sample_rate_hz:
     raise AssetError(f"expected sampling_rate {params.sample_rate_hz} in {where}, found "

@@ -7,7 +7,9 @@ and models are cached per process, so several modules share one copy.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 
 import numpy as np
@@ -28,10 +30,12 @@ __all__ = [
 
 @functools.lru_cache(maxsize=None)
 def checkpoint_dir(fused: bool, seed: int = 0) -> str:
-  """A TEST CLAP checkpoint folder (unfused or fused), written once per process."""
+  """A TEST CLAP checkpoint folder (unfused or fused), written once per process and
+  removed when it exits."""
   from models.clap.testing import write_test_checkpoint
 
   directory = tempfile.mkdtemp(prefix=f"clap-test-{'fused' if fused else 'unfused'}-{seed}-")
+  atexit.register(shutil.rmtree, directory, ignore_errors=True)
   return write_test_checkpoint(directory, seed=seed, fused=fused)
 
 

@@ -20,12 +20,22 @@ REQUIRED = [
     "pyyaml>=6.0,<7",
 ]
 
+# CLAP runs Hugging Face transformers' ClapModel on PyTorch (weights from safetensors).
+CLAP = [
+    "torch==2.13.0",
+    "transformers==5.24.0",
+    "safetensors==0.8.0",
+]
+
 EXTRAS = {
+    "clap": CLAP,
     "test": [
         "pytest>=8,<10",
         "hypothesis>=6.100,<7",
         "gcp-storage-emulator==2026.7.19",
         "moto[server]>=5.2,<6",
+        *CLAP,
+        "librosa==0.11.0",  # test oracle: CLAP's reference resampling (soxr_hq)
     ],
 }
 

@@ -27,13 +27,22 @@ resampy's default ``kaiser_best`` filter (a Kaiser-windowed sinc, 50 zero crossi
   Calls resampy itself (numba). Slow; the reference.
 
 ``"soxr_hq"``
-  libsoxr's HQ preset via ``python-soxr``. Much faster, but a different filter:
-  not equal to the reference (see the README for the measured distance).
+  libsoxr's HQ preset via ``python-soxr`` (what ``librosa.resample(...,
+  res_type="soxr_hq")``, librosa's default, calls). Much faster, but a different
+  filter: not equal to the reference (see the README for the measured distance).
+
+Output length (``LENGTH_RULES``): by default (``length_rule="resampy"``) every method
+returns resampy's ``int(n * sr_out / sr_in)`` samples. ``length_rule="librosa"`` gives
+what ``librosa.resample(y, orig_sr=sr_in, target_sr=sr_out, res_type=...)`` returns:
+the method's own samples cut or zero-padded (librosa's ``fix_length``) to
+``ceil(n * (sr_out / sr_in))``; with "soxr_hq" that is librosa's ``soxr_hq`` output
+bit for bit (CLAP's reference loading resamples so).
 
 ``StreamingResampler`` converts a signal block by block in bounded memory; the
 concatenated output equals ``resample`` of the whole signal (to rounding for
-"kaiser_best", bit for bit for "resampy"; "soxr_hq" streams through libsoxr's own
-stream API and is only close to its whole-signal output).
+"kaiser_best", bit for bit for "resampy" and for "soxr_hq": libsoxr's stream API gives
+the samples of its one-shot call whatever the block sizes, measured on 12 rate pairs
+with block sizes from 1 to 200k samples).
 
 The filter and resampling scheme are resampy's (ISC licence, Brian McFee et al.); the
 code here is written for this project.
@@ -56,11 +65,13 @@ __all__ = [
     "DEFAULT_RESAMPLER",
     "resample",
     "resampled_length",
+    "LENGTH_RULES",
     "StreamingResampler",
 ]
 
 RESAMPLERS = ("kaiser_best", "resampy", "soxr_hq")
 DEFAULT_RESAMPLER = "kaiser_best"
+LENGTH_RULES = ("resampy", "librosa")
 
 # Outputs evaluated per inner step; bounds the temporaries of one step to a few MB.
 _OUTPUTS_PER_STEP = 1 << 18
@@ -98,14 +109,26 @@ def _check_rates(sr_in_hz, sr_out_hz) -> tuple[int, int]:
   return rates[0], rates[1]
 
 
-def resampled_length(num_samples: int, sr_in_hz: int, sr_out_hz: int) -> int:
-  """Output length resampy gives: ``int(n * float(sr_out) / float(sr_in))``.
+def _check_length_rule(length_rule: str) -> None:
+  if length_rule not in LENGTH_RULES:
+    raise ConfigError(f"unknown length_rule {length_rule!r}; expected one of "
+                      f"{', '.join(LENGTH_RULES)}.")
 
-  Computed with resampy's exact float expression (it may differ by one from the exact
-  rational floor for some lengths), so that every method returns the same length.
+
+def resampled_length(num_samples: int, sr_in_hz: int, sr_out_hz: int,
+                     length_rule: str = "resampy") -> int:
+  """Output length for ``num_samples`` input samples.
+
+  "resampy" (every method's default): ``int(n * float(sr_out) / float(sr_in))``,
+  resampy's exact float expression (it may differ by one from the exact rational floor
+  for some lengths), so that every method returns the same length. "librosa":
+  ``int(ceil(n * (float(sr_out) / sr_in)))``, librosa's expression.
   """
+  _check_length_rule(length_rule)
   if sr_in_hz == sr_out_hz:
     return int(num_samples)
+  if length_rule == "librosa":
+    return int(np.ceil(num_samples * (float(sr_out_hz) / sr_in_hz)))
   return int(num_samples * float(sr_out_hz) / float(sr_in_hz))
 
 
@@ -422,29 +445,35 @@ def _as_signal(x) -> np.ndarray:
 
 
 def resample(x: np.ndarray, sr_in_hz: int, sr_out_hz: int,
-             method: str = DEFAULT_RESAMPLER) -> np.ndarray:
-  """Resample a mono signal [n] float64 -> [int(n * sr_out / sr_in)] float64.
+             method: str = DEFAULT_RESAMPLER, *, length_rule: str = "resampy") -> np.ndarray:
+  """Resample a mono signal [n] float64 -> [resampled_length(n, ..., length_rule)] float64.
 
   ``sr_in_hz == sr_out_hz`` returns a copy. A signal too short for one output sample
   gives an empty array (resampy itself raises there). Input must be finite.
   """
   _check_method(method)
+  _check_length_rule(length_rule)
   sr_in_hz, sr_out_hz = _check_rates(sr_in_hz, sr_out_hz)
   x = _as_signal(x)
   if sr_in_hz == sr_out_hz:
     return x.copy()
   m = resampled_length(x.shape[0], sr_in_hz, sr_out_hz)
-  if m < 1:
+  total = resampled_length(x.shape[0], sr_in_hz, sr_out_hz, length_rule)
+  if total < 1:
     return np.zeros(0, dtype=np.float64)
+  if method == "soxr_hq":
+    import soxr
+
+    return _fit_length(soxr.resample(x, sr_in_hz, sr_out_hz, "HQ"), total)
+  if m < 1:
+    return np.zeros(total, dtype=np.float64)
   if method == "kaiser_best":
-    return _kaiser_plan(sr_in_hz, sr_out_hz).evaluate(x, 0, x.shape[0], 0, m)
-  if method == "resampy":
+    y = _kaiser_plan(sr_in_hz, sr_out_hz).evaluate(x, 0, x.shape[0], 0, m)
+  else:
     import resampy
 
-    return resampy.resample(x, sr_in_hz, sr_out_hz, filter="kaiser_best")
-  import soxr
-
-  return _fit_length(soxr.resample(x, sr_in_hz, sr_out_hz, "HQ"), m)
+    y = resampy.resample(x, sr_in_hz, sr_out_hz, filter="kaiser_best")
+  return _fit_length(y, total) if total != m else y
 
 
 def _fit_length(y: np.ndarray, m: int) -> np.ndarray:
@@ -459,16 +488,20 @@ class StreamingResampler:
 
   ``process(block [k] float64) -> [j] float64`` returns the outputs that are already
   determined; ``flush() -> [j]`` ends the signal and returns the rest. The
-  concatenation of all returned arrays has length ``int(n * sr_out / sr_in)`` and
-  equals ``resample(whole, sr_in, sr_out, method)``: to rounding (~1e-15) for
-  "kaiser_best", bit for bit for "resampy", closely (not bit-equal) for "soxr_hq".
-  Memory held: one block plus about one filter half-width of input.
+  concatenation of all returned arrays has length ``resampled_length(n, sr_in, sr_out,
+  length_rule)`` and equals ``resample(whole, sr_in, sr_out, method,
+  length_rule=length_rule)``: to rounding (~1e-15) for "kaiser_best", bit for bit for
+  "resampy" and "soxr_hq". Memory held: one block plus about one filter half-width of
+  input.
   """
 
-  def __init__(self, sr_in_hz: int, sr_out_hz: int, method: str = DEFAULT_RESAMPLER):
+  def __init__(self, sr_in_hz: int, sr_out_hz: int, method: str = DEFAULT_RESAMPLER, *,
+               length_rule: str = "resampy"):
     _check_method(method)
+    _check_length_rule(length_rule)
     self.sr_in_hz, self.sr_out_hz = _check_rates(sr_in_hz, sr_out_hz)
     self.method = method
+    self.length_rule = length_rule
     self.num_in = 0          # input samples received
     self.num_out = 0         # output samples returned
     self._flushed = False
@@ -508,12 +541,16 @@ class StreamingResampler:
     if self._flushed:
       return np.zeros(0, dtype=np.float64)
     self._flushed = True
-    total = resampled_length(self.num_in, self.sr_in_hz, self.sr_out_hz)
+    total = resampled_length(self.num_in, self.sr_in_hz, self.sr_out_hz, self.length_rule)
     if self.sr_in_hz == self.sr_out_hz:
       return np.zeros(0, dtype=np.float64)
     if self._soxr is not None:
       return self._emit_soxr(self._soxr.resample_chunk(np.zeros(0), last=True), total=total)
-    return self._compute(total, num_in=self.num_in)
+    rest = self._compute(resampled_length(self.num_in, self.sr_in_hz, self.sr_out_hz),
+                         num_in=self.num_in)
+    if self.num_out < total:  # librosa's fix_length pads the method's output with zeros.
+      rest = np.concatenate([rest, self._emit(np.zeros(total - self.num_out))])
+    return rest
 
   def _compute(self, t_end: int, num_in: int | None) -> np.ndarray:
     t0 = self.num_out

@@ -216,6 +216,12 @@ class ModelBundle(abc.ABC):
     """How audio reaches ``sample_rate_hz`` (``audiobeam.resample.RESAMPLERS``)."""
     return self.common.resampler
 
+  @property
+  def resample_length_rule(self) -> str:
+    """How many samples resampling gives (``audiobeam.resample.LENGTH_RULES``): resampy's
+    ``int`` length by default; CLAP's reference (librosa) rounds up."""
+    return "resampy"
+
   # --- launcher -------------------------------------------------------------------------
 
   @abc.abstractmethod

@@ -14,6 +14,7 @@ __all__ = ["MODELS", "DEFAULT_MODEL", "bundle_class", "parse_models"]
 
 MODELS: dict[str, str] = {
     "vggish": "vggish.bundle:VGGishBundle",
+    "clap": "models.clap.bundle:ClapBundle",
 }
 """Model name -> ``module:Class`` of its ``audiobeam.bundle.ModelBundle``."""
 

@@ -1,7 +1,7 @@
 """The streaming driver: one decoded file -> every model's inputs, in bounded memory.
 
 A file is decoded once, block by block; each block is mixed to mono once and resampled
-once per distinct (rate, resampler) among the models; each model's ``FrontEnd``
+once per distinct (rate, resampler, length rule) among the models; each model's ``FrontEnd``
 (``audiobeam.bundle``) receives its rate's samples and gives its inputs::
 
     open_audio(file) --blocks--> to_mono --+-- StreamingResampler(16 kHz) --> vggish, yamnet
@@ -48,11 +48,18 @@ def block_frames_for(sample_rate_hz: int, channels: int,
 
 @dataclasses.dataclass
 class Feed:
-  """One model fed by the driver: its rate, resampler and a fresh front end."""
+  """One model fed by the driver: its rate, resampler (and length rule) and a fresh
+  front end."""
 
   rate_hz: int
   resampler: str
   frontend: FrontEnd
+  length_rule: str = "resampy"
+
+  @property
+  def key(self) -> tuple[int, str, str]:
+    """Models with equal keys share one resampled signal."""
+    return (self.rate_hz, self.resampler, self.length_rule)
 
 
 @dataclasses.dataclass
@@ -88,15 +95,15 @@ def stream_inputs(stream: AudioStream, feeds: Mapping[str, Feed], result: Stream
   if block_frames is None:
     block_frames = block_frames_for(info.sample_rate_hz, info.channels)
   live = dict(feeds)
-  converters: dict[tuple[int, str], StreamingResampler] = {}
+  converters: dict[tuple[int, str, str], StreamingResampler] = {}
   for feed in live.values():
-    key = (feed.rate_hz, feed.resampler)
-    if key not in converters:
-      converters[key] = StreamingResampler(info.sample_rate_hz, feed.rate_hz, feed.resampler)
+    if feed.key not in converters:
+      converters[feed.key] = StreamingResampler(info.sample_rate_hz, feed.rate_hz, feed.resampler,
+                                                length_rule=feed.length_rule)
 
   def deliver(key, samples):
     for name, feed in list(live.items()):
-      if (feed.rate_hz, feed.resampler) != key:
+      if feed.key != key:
         continue
       try:
         for block in feed.frontend.push(samples):
@@ -109,10 +116,10 @@ def stream_inputs(stream: AudioStream, feeds: Mapping[str, Feed], result: Stream
     mono = to_mono(block)                                            # [k]
     del block
     for key, converter in converters.items():
-      if any((f.rate_hz, f.resampler) == key for f in live.values()):
+      if any(f.key == key for f in live.values()):
         yield from deliver(key, converter.process(mono))
   for key, converter in converters.items():
-    if any((f.rate_hz, f.resampler) == key for f in live.values()):
+    if any(f.key == key for f in live.values()):
       yield from deliver(key, converter.flush())
   result.source_frames = stream.frames_decoded
   if result.source_frames == 0:

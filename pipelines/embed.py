@@ -15,6 +15,25 @@ output, ownership of files, staging, commit, cleanup -- is ``pipelines.lifecycle
 
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+_QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",              # TensorFlow's C++ notices (CUDA probing, oneDNN)
+    "GRPC_VERBOSITY": "ERROR",                # gRPC's fork-support notices
+    "TRANSFORMERS_VERBOSITY": "error",         # transformers' notices ...
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",      # ... and its weight-loading progress bars
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+if __name__ == "__main__":
+  # The CLI: set before the imports below can pull in TensorFlow or transformers (they
+  # read them once); worker processes inherit them; a value the user exported wins.
+  if "--verbose" in _sys.argv:
+    _os.environ["AUDIOBEAM_VERBOSE"] = "1"
+  else:
+    for _key, _value in _QUIET_ENV.items():
+      _os.environ.setdefault(_key, _value)
+
 import contextlib
 import dataclasses
 import datetime
@@ -408,6 +427,8 @@ def _record_uri_of(models: Sequence[_Model]):
     return None
 
   def record_uri(record: bytes) -> str:
+    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+    import_tensorflow()
     from tensorflow.core.example import example_pb2  # pylint: disable=import-outside-toplevel
     example = example_pb2.SequenceExample.FromString(record)
     return example.context.feature["video_id"].bytes_list.value[0].decode("utf-8")
@@ -531,20 +552,11 @@ def _on_sigterm(signum, frame):  # pylint: disable=unused-argument
   raise _Terminated()
 
 
-_QUIET_ENV = {
-    "TF_CPP_MIN_LOG_LEVEL": "3",     # TensorFlow's C++ notices (CUDA probing, oneDNN, XLA)
-    "GRPC_VERBOSITY": "ERROR",       # gRPC's fork-support notices
-    "ABSL_MIN_LOG_LEVEL": "3",       # absl's "log messages before InitializeLog" line
-}
-
-
 def _quiet_start_up(verbose: bool) -> None:
-  """TensorFlow's start-up noise does not reach a user's terminal unless ``--verbose``.
-
-  Set before TensorFlow is imported (it reads them once); workers inherit them. A value
-  the user exported wins.
-  """
+  """TensorFlow's and Beam's start-up noise does not reach a user's terminal unless
+  ``--verbose`` (see ``audiobeam.quiet`` for TensorFlow's import-time notices)."""
   if verbose:
+    os.environ["AUDIOBEAM_VERBOSE"] = "1"
     return
   for key, value in _QUIET_ENV.items():
     os.environ.setdefault(key, value)

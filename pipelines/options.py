@@ -299,20 +299,22 @@ _MAX_CONFIG_BYTES = 1 << 20
 
 
 def _as_list(value: Any, option: Option) -> list[str]:
-  """A list option from a comma-separated string, a YAML list, or repeated flags.
-  (``input`` patterns may contain commas: a string is one pattern.)"""
+  """A list option from a comma-separated string (a flag), or a YAML list whose items are
+  kept whole (a label may hold a comma). ``input`` patterns may contain commas: a string
+  is one pattern; repeated ``--input`` flags make the list."""
   if value is None:
     return []
-  split = option.name not in ("input", "existing_outputs")
   if isinstance(value, str):
-    return [v.strip() for v in value.split(",") if v.strip()] if split else [value]
+    if option.name in ("input", "existing_outputs"):
+      return [value]
+    return [v.strip() for v in value.split(",") if v.strip()]
   if isinstance(value, (list, tuple)):
-    out: list[str] = []
     for item in value:
       if not isinstance(item, str):
         raise ConfigError(f"expected strings in {option.name}, found {item!r}")
-      out.extend(_as_list(item, option))
-    return out
+    if option.name in ("input", "existing_outputs"):
+      return list(value)
+    return [item.strip() for item in value if item.strip()]
   raise ConfigError(f"expected a string or a list of strings for {option.name}, found {value!r}")
 
 

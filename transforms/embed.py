@@ -21,10 +21,38 @@ from __future__ import annotations
 import gc
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+import sys
+
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+
+
+def _import_inference_base():
+  """Beam 2.77's ``ml.inference.base`` imports its optional ``ModelManager``, whose module
+  imports torch at the top: 3-7 s of start-up in every process where torch is installed,
+  for a feature we do not use (``use_model_manager`` stays False). A ``None`` entry in
+  ``sys.modules`` makes that optional import fail fast, as Beam's own ``except
+  ImportError`` expects; it is removed right after, so an explicit import of the module
+  later works as usual."""
+  name = "apache_beam.ml.inference.model_manager"
+  if "apache_beam.ml.inference.base" in sys.modules or name in sys.modules:
+    import apache_beam.ml.inference.base as base  # pylint: disable=import-outside-toplevel
+    return base
+  sys.modules[name] = None  # type: ignore[assignment]
+  try:
+    import apache_beam.ml.inference.base as base  # pylint: disable=import-outside-toplevel
+  finally:
+    del sys.modules[name]
+  if getattr(base, "resource", None) is None:  # imported in the same try block as the manager
+    import resource  # pylint: disable=import-outside-toplevel
+    base.resource = resource
+  return base
+
+
+_base = _import_inference_base()
+KeyedModelHandler, ModelHandler = _base.KeyedModelHandler, _base.ModelHandler
+PredictionResult, RunInference = _base.PredictionResult, _base.RunInference
 
 from audiobeam.bundle import Asset, ModelBundle
 from transforms import progress

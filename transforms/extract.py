@@ -63,6 +63,12 @@ def failure_from_exception(file: AudioFile, stage: str, error: BaseException,
   return InputFailure(file=file, stage=stage, error_type=error_type, message=message, model=model)
 
 
+def _feed(bundle: ModelBundle):
+  from audiobeam.stream import Feed  # pylint: disable=import-outside-toplevel
+  return Feed(bundle.sample_rate_hz, bundle.resampler, bundle.frontend(),
+              bundle.resample_length_rule)
+
+
 def _stage_of(error: BaseException) -> str:
   return "frontend" if isinstance(error, TooShortError) else "decode"
 
@@ -78,7 +84,7 @@ class _ExtractInputsFn(beam.DoFn):
 
   def process(self, file: AudioFile):
     from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
-    from audiobeam.stream import Feed, StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
+    from audiobeam.stream import StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
 
     uri = file.uri
     wanted = [n for n in self._bundles if file.models is None or n in file.models]
@@ -89,8 +95,7 @@ class _ExtractInputsFn(beam.DoFn):
       with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw_file:
         with open_audio(raw_file) as audio_stream:
           info = audio_stream.info
-          feeds = {name: Feed(self._bundles[name].sample_rate_hz, self._bundles[name].resampler,
-                              self._bundles[name].frontend()) for name in wanted}
+          feeds = {name: _feed(self._bundles[name]) for name in wanted}
           result = StreamResult()
           for name, block in stream_inputs(audio_stream, feeds, result):
             tag = inputs_tag(name)

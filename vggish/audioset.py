@@ -16,6 +16,8 @@ __all__ = ["sequence_example"]
 
 def sequence_example(clip) -> bytes:
   """One clip (``transforms.records.EmbeddedClip`` of VGGish) -> serialized SequenceExample."""
+  from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+  import_tensorflow()
   from tensorflow.core.example import example_pb2  # pylint: disable=import-outside-toplevel
 
   example = example_pb2.SequenceExample()

@@ -99,7 +99,7 @@ class ClapPostprocessor(Postprocessor):
     clip columns), ``label_scores`` / ``label_cosine_similarities`` float32 [L] and
     ``label_ranks`` int32 [L] in label order."""
     embedding = pool_embedding(frames["embedding"], common.pooling, "l2")
-    columns: dict[str, Any] = {"embedding": embedding}
+    columns: dict[str, Any] = {"embedding": embedding, "normalize": "l2"}
     if self.labels:
       scores, cosines, ranks = label_tools.zero_shot(embedding, self.label_embeddings,
                                                      self.logit_scale)

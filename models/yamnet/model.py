@@ -26,7 +26,7 @@ from audiobeam.errors import InputError
 from models.yamnet.network import CLASSIFIER, YAMNET_LAYERS, flops_per_patch, weight_shapes
 from models.yamnet.params import DEFAULT_PARAMS, Params
 
-__all__ = ["YAMNetModel", "check_patches"]
+__all__ = ["YAMNetModel", "check_patches", "tf_device"]
 
 _GPU_SETUP_LOCK = threading.Lock()
 _GPU_SETUP_DONE = False
@@ -44,6 +44,26 @@ def _enable_gpu_memory_growth(tf) -> None:
       except RuntimeError:
         pass  # The runtime is already initialised; its setting stands.
     _GPU_SETUP_DONE = True
+
+
+def tf_device(device: str = "auto") -> str | None:
+  """``auto`` -> None (TensorFlow places ops, on a GPU when one is visible); ``cpu`` ->
+  ``/CPU:0``; ``gpu`` -> ``/GPU:0`` (ConfigError if TensorFlow sees none); anything else
+  (``/GPU:1``) as given."""
+  if device == "auto":
+    return None
+  if device == "cpu":
+    return "/CPU:0"
+  if device == "gpu":
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+      from audiobeam.errors import ConfigError
+
+      raise ConfigError("expected a GPU for --device gpu, found none visible to TensorFlow; "
+                        "use --device cpu or auto.")
+    return "/GPU:0"
+  return device
 
 
 def check_patches(patches: np.ndarray, params: Params) -> np.ndarray:
@@ -68,8 +88,10 @@ class YAMNetModel:
   """
 
   def __init__(self, weights: Mapping[str, np.ndarray], params: Params = DEFAULT_PARAMS,
-               device: str | None = None):
-    """``device``: a TF device string (``"/CPU:0"``, ``"/GPU:0"``) or None (TF's choice)."""
+               device: str | None = None, allow_tf32: bool = False):
+    """``device``: a TF device string (``"/CPU:0"``, ``"/GPU:0"``) or None (TF's choice).
+    ``allow_tf32``: TensorFlow enables TF32 on Ampere+ GPUs by default, which rounds
+    conv/matmul inputs to 10-bit mantissas; it is switched off (process-wide) unless asked."""
     from models.yamnet.weights import check_weights  # Local: keeps h5py out of imports.
 
     check_weights({k: (tuple(np.shape(v)), np.asarray(v).dtype) for k, v in weights.items()},
@@ -77,6 +99,7 @@ class YAMNetModel:
     import tensorflow as tf  # Lazy: importing models.yamnet must not import TensorFlow.
 
     _enable_gpu_memory_growth(tf)
+    tf.config.experimental.enable_tensor_float_32_execution(bool(allow_tf32))
     self.params = params
     self.device = device
     self._tf = tf
@@ -93,12 +116,12 @@ class YAMNetModel:
         reduce_retracing=True)
 
   @classmethod
-  def from_h5(cls, path: str, params: Params = DEFAULT_PARAMS,
-              device: str | None = None) -> "YAMNetModel":
+  def from_h5(cls, path: str, params: Params = DEFAULT_PARAMS, device: str | None = None,
+              allow_tf32: bool = False) -> "YAMNetModel":
     """Restores all 110 weights of a ``yamnet.h5`` by layer name."""
     from models.yamnet.weights import read_weights
 
-    return cls(read_weights(path, params), params, device)
+    return cls(read_weights(path, params), params, device, allow_tf32)
 
   @property
   def flops_per_patch(self) -> int:

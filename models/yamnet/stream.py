@@ -57,6 +57,11 @@ class YAMNetFrontEnd(FrontEnd):
     self._skip = 0                               # samples to drop (only if hop > span)
     self._finished = False
 
+  @property
+  def buffered_samples(self) -> int:
+    """Samples held for patches not yet complete (bounded: see the class docstring)."""
+    return int(self._buffer.shape[0])
+
   def push(self, samples: np.ndarray) -> Iterator[InputBlock]:
     if self._finished:
       raise RuntimeError("push() after finish(): use a fresh front end per file")

@@ -322,6 +322,17 @@ def test_model_refuses_incomplete_weights(yamnet_weights):
     YAMNetModel(partial)
 
 
+def test_weights_with_chunked_layer_names(tmp_path, yamnet_assets):
+  # Keras splits list attributes over 64 KB into layer_names0, layer_names1, ...
+  def edit(f):
+    names = f.attrs["layer_names"]
+    del f.attrs["layer_names"]
+    f.attrs["layer_names0"], f.attrs["layer_names1"] = names[:40], names[40:]
+
+  path = _edit_copy(yamnet_assets.weights, tmp_path / "chunked.h5", edit)
+  assert len(read_weights(path)) == 110
+
+
 def test_weights_in_a_whole_model_file(tmp_path, yamnet_assets):
   # model.save() keeps the same layout under "model_weights".
   target = tmp_path / "model.h5"

@@ -78,10 +78,24 @@ def _open(path: str):
     raise CheckpointError(f"{path!r} is not a readable HDF5 file ({e}). {_HOW_TO_FIX}") from e
 
 
+def _attribute_list(group, name: str) -> list[str] | None:
+  """A Keras list attribute as strings, also when Keras split it into ``name0``,
+  ``name1``, ... (lists over 64 KB); None when absent."""
+  if name in group.attrs:
+    return [_text(v) for v in group.attrs[name]]
+  if f"{name}0" not in group.attrs:
+    return None
+  values, chunk = [], 0
+  while f"{name}{chunk}" in group.attrs:
+    values += [_text(v) for v in group.attrs[f"{name}{chunk}"]]
+    chunk += 1
+  return values
+
+
 def _weights_group(f, path: str):
-  if "layer_names" in f.attrs:
+  if _attribute_list(f, "layer_names") is not None:
     return f
-  if "model_weights" in f and "layer_names" in f["model_weights"].attrs:
+  if "model_weights" in f and _attribute_list(f["model_weights"], "layer_names") is not None:
     return f["model_weights"]
   raise CheckpointError(
       f"{path!r} is an HDF5 file without a 'layer_names' attribute (at its root or under "
@@ -92,15 +106,16 @@ def _scan(group) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype, str]], list
   """key -> (shape, dtype, dataset path) for every listed weight; structural problems."""
   found: dict[str, tuple[tuple[int, ...], np.dtype, str]] = {}
   problems: list[str] = []
-  for layer in (_text(n) for n in group.attrs["layer_names"]):
+  for layer in _attribute_list(group, "layer_names"):
     if layer not in group:
       problems.append(f"layer {layer!r} is listed in layer_names but has no group")
       continue
     layer_group = group[layer]
-    if "weight_names" not in layer_group.attrs:
+    weight_names = _attribute_list(layer_group, "weight_names")
+    if weight_names is None:
       problems.append(f"layer {layer!r} has no weight_names attribute")
       continue
-    for weight in (_text(w) for w in layer_group.attrs["weight_names"]):
+    for weight in weight_names:
       key = f"{layer}/{weight.rsplit('/', 1)[-1].split(':', 1)[0]}"
       if weight not in layer_group or not hasattr(layer_group[weight], "dtype"):
         problems.append(f"weight {weight!r} of layer {layer!r} is listed but not stored")

@@ -30,7 +30,7 @@ from audiobeam.errors import AssetError, CheckpointError, ConfigError
 from audiobeam.resample import StreamingResampler
 from models.yamnet import bundle as yb
 from models.yamnet.bundle import YAMNetBundle
-from yamnet_fixtures import yamnet_assets, yamnet_tf_model, yamnet_weights  # noqa: F401
+from yamnet_fixtures import yamnet_assets, yamnet_tf_model  # noqa: F401
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "audio"

@@ -18,6 +18,7 @@ REQUIRED = [
     "av==18.1.0",
     "soxr==1.1.0",
     "pyyaml>=6.0,<7",
+    "h5py>=3.11,<4",  # YAMNet's yamnet.h5 (read directly; TensorFlow also depends on it)
 ]
 
 # CLAP runs Hugging Face transformers' ClapModel on PyTorch (weights from safetensors).
@@ -29,6 +30,8 @@ CLAP = [
 
 EXTRAS = {
     "clap": CLAP,
+    # --backend torch (YAMNet's PyTorch network; CPU wheel here, CUDA wheel on GPU workers).
+    "torch": ["torch==2.13.0"],
     "test": [
         "pytest>=8,<10",
         "hypothesis>=6.100,<7",

@@ -6,7 +6,8 @@ mel-computations.cc). transformers' ``ASTFeatureExtractor`` calls that function 
 torchaudio is installed (``window_type="hanning"``, ``num_mel_bins=128``, 16 kHz, all
 other options at their defaults); its numpy fallback differs from it by up to ~1e-2,
 so the reference here is the Kaldi computation. Written for this project from Kaldi's
-description, in float64 numpy (no torch, no torchaudio):
+description, in float64 numpy (torchaudio is not needed; torch evaluates the float32
+filter weights, see "Precision"):
 
 1. Frames: 400 samples every 160 (25 ms / 10 ms), only frames that lie entirely inside
    the signal (``snip_edges``): ``1 + (n - 400) // 160`` frames, none under 400 samples.
@@ -21,6 +22,19 @@ description, in float64 numpy (no torch, no torchaudio):
    each FFT bin's frequency ``k * 16000 / 512`` for ``k < 256`` (the Nyquist bin has
    weight 0).
 5. ``log(max(energy, float32 eps))``.
+
+Precision: everything is float64 except the filter weights. Kaldi computes its mel
+banks in float32 (``BaseFloat``), and so does torchaudio; a weight at the foot of a
+triangle is a difference of two nearby mel values, so float32 rounding moves small
+weights by up to ~1e-3 relative, which moves log energies dominated by such a bin by up
+to ~4e-4 (measured on a chirp). The weights are therefore computed as Kaldi defines them,
+in float32 -- band edges from float64 scalars, the mel of each FFT bin in float32 -- and
+evaluated with torch's float32 kernels (imported lazily, once per process for the
+128 x 257 table), so that they are bit-identical to the reference's. The rest runs in
+float64 numpy on the float64 samples; the distance to torchaudio on the same samples is
+then float64 rounding (~1e-13). The extractor itself runs torchaudio in float32 on
+float32 samples: that path differs from the exact computation by up to ~6e-4 in
+low-energy bins (its own float32 FFT rounding), see the README.
 
 Frames depend only on their own 400 samples, so fbank of a signal cut at a multiple of
 160 samples continues seamlessly (``models.ast.frontend`` relies on this).
@@ -42,32 +56,40 @@ _FRAMES_PER_CALL = 4096
 
 def kaldi_mel_scale(hz):
   """Kaldi's mel scale: ``1127 ln(1 + hz / 700)`` (float64, any shape)."""
-  return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)
+  return 1127.0 * np.log(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 
 @functools.lru_cache(maxsize=8)
 def _mel_filter_bank(params: ASTParams) -> np.ndarray:
+  import torch  # Lazy: float32 arithmetic evaluated by torch's kernels (module docstring).
+
+  f32 = torch.float32
   num_bins = params.num_mel_bins
+  # Band edges: scalars in float64, rounded to float32 where they meet float32 tensors.
   mel_low = float(kaldi_mel_scale(params.mel_low_hz))
   mel_high = float(kaldi_mel_scale(params.mel_high_hz_resolved))
   delta = (mel_high - mel_low) / (num_bins + 1)
-  left = mel_low + delta * np.arange(num_bins, dtype=np.float64)[:, None]     # [M, 1]
-  centre = left + delta
-  right = centre + delta
-  num_fft = params.fft_length // 2                                            # 256, no Nyquist
+  index = torch.arange(num_bins, dtype=f32).unsqueeze(1)                     # [M, 1]
+  left = mel_low + index * delta
+  centre = mel_low + (index + 1.0) * delta
+  right = mel_low + (index + 2.0) * delta
+  num_fft = params.fft_length // 2                                             # 256, no Nyquist
   bin_hz = params.sample_rate_hz / params.fft_length
-  mel = kaldi_mel_scale(bin_hz * np.arange(num_fft, dtype=np.float64))[None, :]  # [1, 256]
+  mel = (1127.0 * (1.0 + torch.arange(num_fft, dtype=f32) * bin_hz / 700.0).log()).unsqueeze(0)
   rising = (mel - left) / (centre - left)
   falling = (right - mel) / (right - centre)
-  weights = np.maximum(0.0, np.minimum(rising, falling))                      # [M, 256]
+  weights = torch.clamp(torch.minimum(rising, falling), min=0.0)              # [M, 256]
   bank = np.zeros((num_bins, params.num_fft_bins), dtype=np.float64)
-  bank[:, :num_fft] = weights
+  bank[:, :num_fft] = weights.numpy().astype(np.float64)
   bank.setflags(write=False)
   return bank
 
 
 def mel_filter_bank(params: ASTParams) -> np.ndarray:
-  """Triangular mel filters, float64 [num_mel_bins (128), num_fft_bins (257)], read-only."""
+  """Triangular mel filters, float64 [num_mel_bins (128), num_fft_bins (257)], read-only.
+
+  Values are Kaldi's float32 weights (see the module docstring), held in float64.
+  """
   return _mel_filter_bank(params)
 
 

@@ -84,7 +84,7 @@ def load_ast(checkpoint_dir: str, layout: ASTLayout, embedding: str, device: str
   except (OSError, ValueError, RuntimeError) as error:
     raise CheckpointError(f"transformers could not load the AST checkpoint {checkpoint_dir!r}: "
                           f"{type(error).__name__}: {error}. {HOW_TO_FIX}") from error
-  problems = [f"{key.replace('_', ' ')}: {', '.join(map(str, info[key]))}"
+  problems = [f"{key.replace('_', ' ')}: {', '.join(sorted(map(str, info[key])))}"
               for key in ("missing_keys", "unexpected_keys", "mismatched_keys", "error_msgs")
               if info.get(key)]
   if problems:

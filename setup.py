@@ -20,14 +20,24 @@ REQUIRED = [
     "pyyaml>=6.0,<7",
 ]
 
+# Torch models (AST, CLMR). PyPI's Linux torch wheel is the CUDA build; where no GPU is
+# used, `make venv PIP_FLAGS='--extra-index-url https://download.pytorch.org/whl/cpu'`
+# picks the CPU build of the same version (2.13.0+cpu satisfies ==2.13.0).
+TORCH = ["torch==2.13.0"]
+
 EXTRAS = {
-    "test": [
-        "pytest>=8,<10",
-        "hypothesis>=6.100,<7",
-        "gcp-storage-emulator==2026.7.19",
-        "moto[server]>=5.2,<6",
-    ],
+    # AST: transformers' ASTModel / ASTForAudioClassification, weights as safetensors.
+    "ast": [*TORCH, "transformers==5.24.0", "safetensors==0.8.0"],
+    # CLMR: our own SampleCNN in torch; checkpoints read with torch.load(weights_only=True).
+    "clmr": [*TORCH],
 }
+EXTRAS["test"] = [
+    "pytest>=8,<10",
+    "hypothesis>=6.100,<7",
+    "gcp-storage-emulator==2026.7.19",
+    "moto[server]>=5.2,<6",
+    *sorted(set(EXTRAS["ast"] + EXTRAS["clmr"])),
+]
 
 setuptools.setup(
     name="audiobeam",

@@ -541,3 +541,19 @@ def test_importing_the_package_imports_no_torch():
           "bad = [m for m in ('torch', 'transformers', 'tensorflow') if m in sys.modules]; "
           "sys.exit(1 if bad else 0)")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_auditus_style_chain_sees_only_the_first_10_24_seconds(checkpoints, long_file, tmp_path):
+  """bench's auditus-style chain: one embedding per file from its first 1024 frames only."""
+  from bench.chains_ast_clmr import auditus_ast_chain
+
+  _, samples, _ = long_file
+  whole, prefix = tmp_path / "whole.wav", tmp_path / "prefix.wav"
+  sf.write(whole, samples, RATE, subtype="FLOAT")
+  sf.write(prefix, samples[:P.window_span_samples + 2000], RATE, subtype="FLOAT")
+  result = auditus_ast_chain([str(whole), str(prefix)], checkpoints[1])
+  first, second = result.embeddings
+  assert first.shape == (64,) and np.isfinite(first).all()
+  np.testing.assert_array_equal(first, second)
+  assert result.audio_seconds == pytest.approx((samples.shape[0] + P.window_span_samples + 2000)
+                                               / RATE)

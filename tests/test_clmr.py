@@ -415,3 +415,16 @@ def test_importing_the_package_imports_no_torch():
           "models.clmr.network, models.clmr.checkpoint, models.clmr.testing; "
           "sys.exit(1 if 'torch' in sys.modules or 'tensorflow' in sys.modules else 0)")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_towhee_style_chain_matches_ours(checkpoints):
+  """bench's Towhee-style chain (whole-file read, split, its own torch SampleCNN from the
+  Lightning checkpoint) and our bundle give the same embeddings for a 22050 Hz file."""
+  from bench.chains_ast_clmr import ours_chain, towhee_clmr_chain
+
+  path = os.path.join(EXAMPLES, "noise_pink_22k_mono.ogg")
+  theirs = towhee_clmr_chain([path], checkpoints[1])
+  ours = ours_chain(_bundle(checkpoints[0], Common(device="cpu")), [path])
+  assert theirs.embeddings[0].shape == ours.embeddings[0].shape == (1, 512)
+  np.testing.assert_allclose(ours.embeddings[0], theirs.embeddings[0], rtol=0, atol=2e-5)
+  assert theirs.audio_seconds == pytest.approx(3.0) and "model" in theirs.seconds

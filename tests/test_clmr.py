@@ -217,8 +217,9 @@ def test_batch_invariance_and_determinism(loaded, audio_file):
   windows, _ = whole_file_windows(audio_file[1], P)
   together = model(windows)["embedding"]
   alone = np.concatenate([model(windows[i:i + 1])["embedding"] for i in range(len(windows))])
-  # CPU convolution kernels sum in a batch-size dependent order: float32 rounding only.
-  np.testing.assert_allclose(alone, together, rtol=0, atol=2e-5)
+  # CPU convolution kernels sum in a batch-size dependent order: float32 rounding only,
+  # within the contract's tolerance (measured up to ~3e-5 on embeddings of size ~10).
+  np.testing.assert_allclose(alone, together, rtol=0, atol=CONTRACT_TOLERANCE)
   assert np.array_equal(model(windows)["embedding"], together)
   assert np.isfinite(together).all()
 

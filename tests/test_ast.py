@@ -557,3 +557,42 @@ def test_auditus_style_chain_sees_only_the_first_10_24_seconds(checkpoints, long
   np.testing.assert_array_equal(first, second)
   assert result.audio_seconds == pytest.approx((samples.shape[0] + P.window_span_samples + 2000)
                                                / RATE)
+
+
+def test_remote_checkpoint_folder_is_copied_validated_and_cached(checkpoints, tmp_path):
+  """A checkpoint folder at a URI (a loopback HTTP server here; gs:// and s3:// take the
+  same path through Beam's FileSystems) is copied file by file into the cache, validated,
+  and used from there; a remote folder with a bad tensor is refused and not cached."""
+  import functools
+  import http.server
+  import threading
+
+  root = tmp_path / "served"
+  _copy_checkpoint(checkpoints[0], root / "good")
+  _copy_checkpoint(checkpoints[0], root / "bad")
+  _rewrite_tensors(str(root / "bad"), lambda t: t.pop("classifier.dense.bias"))
+  class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+      pass
+
+  handler = functools.partial(Quiet, directory=str(root))
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  base = f"http://127.0.0.1:{server.server_address[1]}"
+  try:
+    bundle = _bundle(f"{base}/good", Common(cache_dir=str(tmp_path / "cache")))
+    assets = bundle.resolve_assets(local_runner=False)
+    asset = assets["checkpoint"]
+    assert asset.worker_uri == f"{base}/good" and asset.local_path.startswith(str(tmp_path / "cache"))
+    assert sorted(os.listdir(asset.local_path)) == sorted(ckpt.CHECKPOINT_FILES)
+    assert asset.sha256 == _bundle(checkpoints[0]).resolve_assets(local_runner=True)[
+        "checkpoint"].sha256
+    with pytest.raises(CheckpointError, match="(?s)invalid and was not cached.*1 missing"):
+      _bundle(f"{base}/bad", Common(cache_dir=str(tmp_path / "cache"))).resolve_assets(
+          local_runner=False)
+  finally:
+    server.shutdown()
+    server.server_close()
+  # Cached: resolves again with the server gone.
+  again = _bundle(f"{base}/good", Common(cache_dir=str(tmp_path / "cache")))
+  assert again.resolve_assets(local_runner=False)["checkpoint"].local_path == asset.local_path

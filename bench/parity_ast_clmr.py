@@ -104,7 +104,7 @@ def _ast_contract(folder: str, samples: np.ndarray, kaldi, device: str) -> dict:
     front = bundle.frontend()
     inputs = np.concatenate([b.inputs for b in [*front.push(samples), *front.finish(23.0)]])
     ours = model(inputs)
-    params = bundle._resolved()[0]
+    params = front.params
     emb_diff, score_diff = 0.0, 0.0
     with torch.inference_mode():
       for w in range(inputs.shape[0]):

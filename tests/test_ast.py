@@ -455,6 +455,13 @@ def test_bundle_interface(cls_bundle, checkpoints):
   assert hop_bundle.schema_metadata(hop_bundle.resolve_assets(local_runner=True)) == {}
   np.testing.assert_allclose(hop_bundle.frame_times(np.arange(2), 7.0)[0], [0.0, 5.0])
   assert isinstance(hop_bundle.frontend(), FrontEnd)
+  # Pickled after resolve_assets (as the launcher ships it), it needs no checkpoint access.
+  import pickle
+
+  shipped = pickle.loads(pickle.dumps(bundle))
+  shipped.values["ast_checkpoint"] = "gs://not/reachable"
+  assert shipped.frame_fields() == bundle.frame_fields()
+  assert shipped.frontend().params == bundle.frontend().params
 
 
 @pytest.mark.parametrize("values,match", [

@@ -363,6 +363,10 @@ def test_bundle_interface(loaded, checkpoints):
       "hop_samples"] == 22050
   np.testing.assert_allclose(hop.frame_times(np.arange(2), 9.0)[0], [0.0, 1.0])
   short_start, short_end = bundle.frame_times(np.array([0]), 1.5)
+  import pickle
+
+  shipped = pickle.loads(pickle.dumps(bundle))
+  assert shipped.frame_fields() == bundle.frame_fields() and shipped.params == bundle.params
   assert short_start[0] == 0.0 and short_end[0] == 1.5
 
 

@@ -37,11 +37,11 @@ from audiobeam.errors import AssetError, ConfigError
 from models.ast.checkpoint import (CHECKPOINT_FILES, HOW_TO_FIX, ASTLayout,
                                    validate_checkpoint_dir)
 from models.ast.frontend import ASTFrontEnd
+from models.ast.model import EMBEDDINGS  # no torch at import: model.py imports it lazily
 from models.ast.params import DEFAULT_HOP_SECONDS, ASTParams
 
-__all__ = ["ASTBundle", "ASTPostprocessor", "EMBEDDINGS", "TOP_LABELS", "CLASS_NAMES_KEY"]
+__all__ = ["ASTBundle", "ASTPostprocessor", "TOP_LABELS", "CLASS_NAMES_KEY"]
 
-EMBEDDINGS = ("pooler", "mean_tokens")
 TOP_LABELS = 5
 CLASS_NAMES_KEY = "audiobeam.ast.class_names"
 """Parquet schema metadata key: the checkpoint's class names (JSON list, by index)."""

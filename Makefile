@@ -20,6 +20,10 @@ VENV_PY := $(VENV)/bin/python
 # Test-only packages installed without their dependencies (torchvggish: the reference
 # front end as a parity oracle, loaded by file path so torch is not needed).
 TEST_NODEPS_PACKAGES ?= torchvggish==0.2
+# Test-only oracle files taken from wheels that must not be installed: torchaudio's
+# compliance/kaldi.py (AST's fbank oracle), extracted from the torchaudio wheel into
+# .cache/test-oracles/ by tests/kaldi_oracle.py (torchaudio's CUDA wheel breaks CPU torch).
+TEST_ORACLES ?= tests/kaldi_oracle.py
 PIP_FLAGS ?=
 
 AIRFLOW_VENV ?= .venv-airflow
@@ -70,6 +74,7 @@ $(VENV)/.installed: setup.py
 	$(VENV_PY) -m pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV_PY) -m pip install $(PIP_FLAGS) -e '.[test]'
 	$(if $(strip $(TEST_NODEPS_PACKAGES)),$(VENV_PY) -m pip install $(PIP_FLAGS) --no-deps $(TEST_NODEPS_PACKAGES))
+	$(foreach oracle,$(TEST_ORACLES),$(VENV_PY) $(oracle) || echo "warning: $(oracle) could not fetch its oracle; the tests that need it will skip" >&2;)
 	@touch $@
 
 venv: $(VENV)/.installed

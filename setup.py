@@ -21,31 +21,35 @@ REQUIRED = [
     "h5py>=3.11,<4",  # YAMNet's yamnet.h5 (read directly; TensorFlow also depends on it)
 ]
 
-# CLAP runs Hugging Face transformers' ClapModel on PyTorch (weights from safetensors).
-CLAP = [
-    "torch==2.13.0",
-    "transformers==5.24.0",
-    "safetensors==0.8.0",
-]
+# Models on PyTorch. PyPI's Linux torch wheel is the CUDA build (what GPU workers want);
+# this project's build machines resolve ==2.13.0 to their local 2.13.0+cpu wheel. Elsewhere,
+# `make venv PIP_FLAGS='--extra-index-url https://download.pytorch.org/whl/cpu'` picks the
+# CPU build of the same version.
+TORCH = ["torch==2.13.0"]
+# Hugging Face checkpoints (CLAP, AST): transformers' models, weights from safetensors only.
+TRANSFORMERS = [*TORCH, "transformers==5.24.0", "safetensors==0.8.0"]
 
 EXTRAS = {
-    "clap": CLAP,
-    # --backend torch (YAMNet's PyTorch network; CPU wheel here, CUDA wheel on GPU workers).
-    "torch": ["torch==2.13.0"],
-    "test": [
-        "pytest>=8,<10",
-        "hypothesis>=6.100,<7",
-        "gcp-storage-emulator==2026.7.19",
-        "moto[server]>=5.2,<6",
-        *CLAP,
-        "librosa==0.11.0",  # test oracle: CLAP's reference resampling (soxr_hq)
-    ],
+    "torch": TORCH,          # --backend torch for VGGish and YAMNet
+    "clap": TRANSFORMERS,    # --model clap
+    "ast": TRANSFORMERS,     # --model ast
+    "clmr": TORCH,           # --model clmr (our SampleCNN; torch.load(weights_only=True))
 }
+EXTRAS["models"] = sorted({p for name in ("torch", "clap", "ast", "clmr") for p in EXTRAS[name]})
+EXTRAS["test"] = [
+    "pytest>=8,<10",
+    "hypothesis>=6.100,<7",
+    "gcp-storage-emulator==2026.7.19",
+    "moto[server]>=5.2,<6",
+    "librosa==0.11.0",  # test oracle: CLAP's reference resampling (soxr_hq)
+    *EXTRAS["models"],
+]
 
 setuptools.setup(
     name="audiobeam",
     version="0.1.0",
-    description="VGGish audio embeddings at scale with Apache Beam, exact to Google's reference.",
+    description="Audio embeddings (VGGish, YAMNet, CLAP, AST, CLMR) at scale with Apache Beam, "
+    "exact to each model's reference.",
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=[
         "audiobeam", "audiobeam.*", "vggish", "vggish.*", "models", "models.*", "transforms",

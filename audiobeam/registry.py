@@ -14,7 +14,10 @@ __all__ = ["MODELS", "DEFAULT_MODEL", "bundle_class", "parse_models"]
 
 MODELS: dict[str, str] = {
     "vggish": "vggish.bundle:VGGishBundle",
+    "yamnet": "models.yamnet.bundle:YAMNetBundle",
     "clap": "models.clap.bundle:ClapBundle",
+    "ast": "models.ast.bundle:ASTBundle",
+    "clmr": "models.clmr.bundle:CLMRBundle",
 }
 """Model name -> ``module:Class`` of its ``audiobeam.bundle.ModelBundle``."""
 

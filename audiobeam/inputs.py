@@ -43,6 +43,7 @@ import errno
 import fcntl
 import io
 import os
+import re
 import stat
 import threading
 import time
@@ -60,6 +61,10 @@ __all__ = [
     "storage_health",
     "open_input",
     "check_local_input",
+    "glob_regex",
+    "LocalFile",
+    "LocalMatch",
+    "match_local",
 ]
 
 ERROR_TYPES = {
@@ -74,6 +79,7 @@ ERROR_TYPES = {
     "changed_during_read": "the object was replaced (new generation / ETag) while it "
                            "was being read",
     "storage_error": "the storage refused the request for another reason (HTTP 4xx)",
+    "unreadable": "a local entry that could not be examined for another OS reason",
 }
 """error_type -> meaning, for every ``InputError`` that ``open_input`` raises."""
 
@@ -261,6 +267,175 @@ def _open_local(path: str) -> BinaryIO:
   except BaseException:
     os.close(fd)
     raise
+
+
+# --- local globs -------------------------------------------------------------------------------
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def glob_regex(pattern: str) -> re.Pattern:
+  """The regex of a glob in Beam FileSystems' syntax (``FileSystem.translate_pattern``).
+
+  ``*`` matches within one path segment (``[^/\\]*``), ``**`` across segments
+  (``.*``), ``?`` one character, ``[...]`` / ``[!...]`` a class; the match is anchored
+  at both ends. (Written for this project to match Beam's rules; ``tests`` check both
+  agree on the same trees.)
+  """
+  out, index, n = [], 0, len(pattern)
+  while index < n:
+    char = pattern[index]
+    index += 1
+    if char == "*":
+      if index < n and pattern[index] == "*":
+        out.append(".*")
+        index += 1
+      else:
+        out.append(r"[^/\\]*")
+    elif char == "?":
+      out.append(".")
+    elif char == "[":
+      end = index
+      if end < n and pattern[end] == "!":
+        end += 1
+      if end < n and pattern[end] == "]":
+        end += 1
+      while end < n and pattern[end] != "]":
+        end += 1
+      if end >= n:
+        out.append(r"\[")
+      else:
+        members = pattern[index:end].replace("\\", "\\\\")
+        index = end + 1
+        if members[0] == "!":
+          members = "^" + members[1:]
+        elif members[0] == "^":
+          members = "\\" + members
+        out.append(f"[{members}]")
+    else:
+      out.append(re.escape(char))
+  return re.compile(r"(?ms)" + "".join(out) + r"\Z")
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalFile:
+  """A regular local file found by ``match_local`` (``path`` absolute, as walked)."""
+
+  path: str
+  size_bytes: int
+  last_modified_seconds: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class LocalMatch:
+  """What ``match_local`` found: regular ``files``, and ``failures`` ((path, InputError))
+  for matching entries that cannot be inputs and directories it could not list."""
+
+  files: tuple[LocalFile, ...]
+  failures: tuple[tuple[str, InputError], ...]
+
+
+class _LocalGlob:
+  """A local glob pattern, split for the walk: root directory, full regex, segments."""
+
+  def __init__(self, pattern: str):
+    self.pattern = pattern
+    prefix = _GLOB_CHARS.split(pattern, maxsplit=1)[0]
+    root = prefix.rstrip("/") if prefix.endswith("/") else os.path.dirname(prefix)
+    self.root = root or "/"
+    self.regex = glob_regex(pattern)
+    self._segments = pattern.split("/")
+    self._segment_regexes = [None if "**" in s else glob_regex(s) for s in self._segments]
+
+  def could_contain(self, directory: str) -> bool:
+    """Whether a file below ``directory`` could match (``**`` matches any depth)."""
+    parts = directory.rstrip("/").split("/") if directory != "/" else [""]
+    for index, part in enumerate(parts):
+      if index >= len(self._segments):
+        return False
+      regex = self._segment_regexes[index]
+      if regex is None:
+        return True   # '**' matches whatever follows
+      if index == len(self._segments) - 1 or not regex.match(part):
+        return False  # (the pattern's last segment names files, not directories)
+    return True
+
+
+def match_local(pattern: str) -> LocalMatch:
+  """Local files matching ``pattern`` (a path or a glob, made absolute first).
+
+  Globs use Beam's syntax (``glob_regex``). The walk follows symlinked directories, but
+  never into a directory already on the current path (loop protection: a link back to
+  an ancestor adds nothing), and enters only directories the pattern can match below.
+  Matching entries that are not regular files (FIFO, socket, device: never opened),
+  dangling links, entries that cannot be examined and directories the pattern reaches
+  into but that cannot be listed become ``failures`` with the ``InputError`` that
+  ``open_input`` would raise (``not_a_regular_file``, ``not_found``,
+  ``permission_denied``). Directories are never matches of a glob; a directory named
+  as a plain path is a ``not_a_regular_file`` failure. A path that does not exist
+  matches nothing. Never opens a file.
+  """
+  if pattern.endswith("/"):
+    pattern += "*"
+  pattern = os.path.abspath(pattern)
+  files: list[LocalFile] = []
+  failures: list[tuple[str, InputError]] = []
+  if not _GLOB_CHARS.search(pattern):
+    if os.path.lexists(pattern):
+      try:
+        files.append(_local_file(pattern, check_local_input(pattern)))
+      except InputError as error:
+        failures.append((pattern, error))
+  else:
+    glob = _LocalGlob(pattern)
+    if os.path.isdir(glob.root):
+      _walk(glob, glob.root, frozenset(), files, failures)
+  return LocalMatch(tuple(files), tuple(failures))
+
+
+def _local_file(path: str, st: os.stat_result) -> LocalFile:
+  return LocalFile(path, int(st.st_size), float(st.st_mtime) if st.st_mtime else None)
+
+
+def _walk(glob: _LocalGlob, directory: str, ancestors: frozenset, files: list, failures: list):
+  try:
+    identity = os.stat(directory)
+    key = (identity.st_dev, identity.st_ino)
+    if key in ancestors:
+      return  # a symlink back to an ancestor: its files are listed through the ancestor
+    with os.scandir(directory) as listing:
+      entries = sorted(listing, key=lambda e: e.name)
+  except PermissionError as error:
+    failures.append((directory, InputError(
+        f"{directory}: expected to list this directory for --input {glob.pattern!r}, found "
+        f"{error.strerror}; files in it could not be matched. Make it readable and "
+        "searchable (r-x) for this user.", error_type="permission_denied")))
+    return
+  except OSError:
+    return  # vanished while walking
+  ancestors = ancestors | {key}
+  for entry in entries:
+    path = os.path.join(directory, entry.name)
+    try:
+      is_dir = entry.is_dir(follow_symlinks=True)
+    except OSError:
+      is_dir = False
+    if is_dir:
+      if glob.could_contain(path):
+        _walk(glob, path, ancestors, files, failures)
+      continue
+    if not glob.regex.match(path):
+      continue
+    try:
+      files.append(_local_file(path, check_local_input(path)))
+    except InputError as error:
+      failures.append((path, error))
+    except OSError as error:
+      failures.append((path, InputError(
+          f"{path}: could not be examined ({error}); check its permissions.",
+          error_type="permission_denied" if isinstance(error, PermissionError)
+          else "unreadable")))
 
 
 # --- remote objects --------------------------------------------------------------------------

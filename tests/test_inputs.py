@@ -153,7 +153,7 @@ def test_retries_of_one_file_stop_at_the_budget():
     attempts.call("read", request)
   assert info.value.error_type == "storage_unavailable"
   assert 0.3 < time.monotonic() - started < 1.5
-  assert 4 <= len(calls) <= 12
+  assert 2 <= len(calls) <= 12  # back-off 0.05, 0.1, 0.1, ... s (fewer when sleeps overrun)
   assert health.consecutive_failures("gs://b") == 1
 
 

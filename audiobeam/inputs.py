@@ -27,6 +27,10 @@ gives a seekable binary file object for ``audiobeam.audio.open_audio``):
 * **Other schemes** (``azfs://``, ``hdfs://``, ...) go through Beam's
   ``FileSystems.open`` unchanged (their retries are Beam's).
 
+``match_local(pattern)`` finds the local files of a ``--input`` pattern the same careful
+way (Beam's glob syntax; symlinked directories followed with loop protection; FIFOs,
+devices, sockets, dangling links and unlistable directories reported, never opened).
+
 Errors carry a stable ``error_type`` (``ERROR_TYPES``) for the ``errors/`` output.
 A storage outage is also tracked per process by a ``StorageHealth``: once one bucket has
 failed ``max_consecutive_failures`` files in a row (or kept failing for

@@ -8,10 +8,18 @@ log line, the printed summary or ``run.json`` passes through ``redact_uri`` (one
 ``redact_text`` (free text such as an exception message that quotes a URI).
 
 Rules: the user-info part (``user:password@``) becomes ``REDACTED@``; every query
-parameter keeps its name but its value becomes ``REDACTED``, except the few that only
-select an object version (``generation``, ``versionId``, ``alt``) and so are safe and
-useful to keep. Local paths (no ``scheme://``) are returned unchanged. Redaction is
-idempotent.
+parameter keeps its name, and its value becomes ``REDACTED`` unless the key is one of
+``SAFE_QUERY_KEYS``: an allowlist of keys whose values select an object or a
+representation (``generation``, ``versionId``, ``alt=media``, ``projection=noAcl``,
+``fields``), or describe a signed URL without granting anything (its algorithm, date,
+expiry, signed header names; Azure SAS version, permissions, start/expiry, resource).
+Everything that authenticates or identifies -- signatures (``X-Goog-Signature``,
+``X-Amz-Signature``, ``Signature``, ``sig``), tokens (``X-Amz-Security-Token``,
+``access_token``, ``token``), credentials and key ids (``X-Goog-Credential``,
+``X-Amz-Credential``, ``GoogleAccessId``, ``AWSAccessKeyId``, Azure ``sk*``), API keys
+(``key``), passwords, client secrets, OAuth codes -- and every key not on the list is
+masked: unknown means masked. Local paths (no ``scheme://``) are returned unchanged.
+Redaction is idempotent.
 """
 
 from __future__ import annotations
@@ -23,8 +31,24 @@ __all__ = ["REDACTED", "redact_uri", "redact_text", "SAFE_QUERY_KEYS"]
 
 REDACTED = "REDACTED"
 
-SAFE_QUERY_KEYS = frozenset({"generation", "versionid", "alt"})
-"""Query keys whose values are kept (compared case-insensitively): object selectors only."""
+SAFE_QUERY_KEYS = frozenset({
+    # object / representation selectors (GCS JSON API, S3, Azure)
+    "generation", "versionid", "alt", "projection", "fields", "prettyprint", "snapshot",
+    "partnumber", "restype", "comp", "timeout", "x-id",
+    # preconditions (GCS)
+    "ifgenerationmatch", "ifgenerationnotmatch", "ifmetagenerationmatch",
+    "ifmetagenerationnotmatch",
+    # response header overrides (S3 response-*, Azure rsc*)
+    "response-content-type", "response-content-disposition", "response-content-encoding",
+    "response-content-language", "response-cache-control", "response-expires",
+    "rscc", "rscd", "rsce", "rscl", "rsct",
+    # what a signed URL is, not what proves it (GCS V2/V4, S3 SigV2/V4)
+    "x-goog-algorithm", "x-goog-date", "x-goog-expires", "x-goog-signedheaders",
+    "x-amz-algorithm", "x-amz-date", "x-amz-expires", "x-amz-signedheaders", "expires",
+    # Azure SAS fields other than the signature and the signing key's identity
+    "sv", "ss", "srt", "sp", "se", "st", "spr", "sr",
+})
+"""Query keys whose values are kept (compared case-insensitively); all others are masked."""
 
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>\\]+")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")

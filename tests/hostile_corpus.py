@@ -255,6 +255,28 @@ def _directory(path: Path) -> None:
   _write_sf(32000, 16000)(path / "inside.wav")
 
 
+def _fifo(path: Path) -> None:
+  os.mkfifo(path)
+
+
+def _dev_zero_symlink(path: Path) -> None:
+  os.symlink("/dev/zero", path)
+
+
+def _chained_ogg(seconds_per_link: int, sample_rate_hz: int = 16000) -> Callable[[Path], None]:
+  """Two real Ogg Vorbis files (libsndfile-encoded, different seeds) concatenated."""
+
+  def make(path: Path) -> None:
+    links = []
+    for seed in (_SEED, _SEED + 1):
+      buffer = io.BytesIO()
+      sf.write(buffer, tone(seconds_per_link * sample_rate_hz, sample_rate_hz, seed=seed),
+               sample_rate_hz, format="OGG", subtype="VORBIS")
+      links.append(buffer.getvalue())
+    path.write_bytes(b"".join(links))
+  return make
+
+
 _TEXT = ("This is not audio. It is a text file someone renamed.\n" * 20).encode()
 
 # 2 s at 16 kHz = 32000 samples -> 1 + (32000 - 15600) // 15360 = 2 frames.
@@ -344,11 +366,22 @@ CASES: tuple[HostileCase, ...] = (
                 _chmod_000, _error("decode", "unreadable"), needs_non_root=True),
     HostileCase("directory_named_wav", "directory.wav",
                 "a directory named like a WAV, passed as its own --input",
-                _directory, _error("decode", "unreadable"), explicit_input=True),
+                _directory, _error("match", "not_a_regular_file"), explicit_input=True),
     HostileCase("dangling_symlink", "dangling.wav",
-                "a symlink to a missing file, passed as its own --input (a glob skips it: "
-                "Beam lists only files it can stat)",
-                _dangling_symlink, _error("match", "no_match"), explicit_input=True),
+                "a symlink to a missing file, matched by the glob and also passed as its own "
+                "--input (one errors row)",
+                _dangling_symlink, _error("match", "not_found"), explicit_input=True),
+    HostileCase("fifo_named_wav", "fifo.wav",
+                "a FIFO (named pipe) named like a WAV, matched by the glob (opening it would "
+                "block the worker forever)",
+                _fifo, _error("match", "not_a_regular_file")),
+    HostileCase("dev_zero_symlink", "zero.wav",
+                "a symlink to /dev/zero named like a WAV (an endless character device)",
+                _dev_zero_symlink, _error("match", "not_a_regular_file")),
+    # --- containers ---------------------------------------------------------------
+    HostileCase("chained_ogg", "chained.ogg",
+                "two Ogg Vorbis files of 2 s concatenated (a chained Ogg): both links decode",
+                _chained_ogg(2), _embedded(4)),
     # --- faults ------------------------------------------------------------------
     HostileCase("injected_inference_fault", "inference_fault.wav",
                 "valid 2 s WAV whose model call is made to fail (TEST-ONLY fault hook); "

@@ -53,7 +53,7 @@ ERROR_TYPES: dict[str, ErrorType] = {e.name: e for e in (
               "no such file or object (a dangling symlink, an object deleted after matching)"),
     ErrorType("permission_denied", "decode", False,
               "the file or object may not be read with these credentials / this user"),
-    ErrorType("not_a_regular_file", "match", True,
+    ErrorType("not_a_regular_file", "match", False,
               "a FIFO, device, socket or directory: never opened (a FIFO would block forever)"),
     ErrorType("storage_unavailable", "decode", False,
               "the storage did not answer within the retry budget (connection, timeout, 429/5xx)"),

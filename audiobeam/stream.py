@@ -11,8 +11,8 @@ Failure isolation: a decode error ends the file for every model (it is raised); 
 ``InputError`` raised by one model's front end (too short, non-finite features) ends the
 file for that model only, is kept in ``StreamResult.errors`` and the other models go on.
 Memory: about one decoded block (``block_frames`` x channels) plus each front end's own
-buffer; ``block_frames_for`` sizes the block from a byte budget so that many-channel or
-high-rate files stay within it.
+buffer; ``audiobeam.audio.block_frames_for`` sizes the block (at most 60 s) from a byte
+budget so that many-channel or high-rate files stay within it.
 """
 
 from __future__ import annotations
@@ -22,28 +22,14 @@ from typing import Iterator, Mapping
 
 import numpy as np
 
-from audiobeam.audio import AudioStream, to_mono
+from audiobeam.audio import AudioStream, block_frames_for, to_mono
 from audiobeam.bundle import FrontEnd, InputBlock
 from audiobeam.errors import AudioContentError, InputError
 from audiobeam.resample import StreamingResampler
 
-__all__ = ["Feed", "StreamResult", "stream_inputs", "block_frames_for",
-           "DEFAULT_BLOCK_BUDGET_BYTES"]
-
-DEFAULT_BLOCK_BUDGET_BYTES = 64 << 20
-"""Decoded bytes held per block (float64 samples of every channel): 64 MiB is ~87 s of
-48 kHz stereo and ~0.7 s of a 256-channel 48 kHz file."""
+__all__ = ["Feed", "StreamResult", "stream_inputs"]
 
 _MAX_BLOCK_SECONDS = 60.0
-
-
-def block_frames_for(sample_rate_hz: int, channels: int,
-                     budget_bytes: int = DEFAULT_BLOCK_BUDGET_BYTES) -> int:
-  """Frames per decoded block: at most 60 s, and at most ``budget_bytes`` of float64
-  samples over all channels (at least 1 frame)."""
-  by_budget = budget_bytes // (8 * max(1, int(channels)))
-  by_time = int(_MAX_BLOCK_SECONDS * sample_rate_hz)
-  return max(1, min(by_budget, by_time))
 
 
 @dataclasses.dataclass
@@ -93,7 +79,7 @@ def stream_inputs(stream: AudioStream, feeds: Mapping[str, Feed], result: Stream
   info = stream.info
   result.sample_rate_hz, result.channels = info.sample_rate_hz, info.channels
   if block_frames is None:
-    block_frames = block_frames_for(info.sample_rate_hz, info.channels)
+    block_frames = block_frames_for(info, max_seconds=_MAX_BLOCK_SECONDS)
   live = dict(feeds)
   converters: dict[tuple[int, str, str], StreamingResampler] = {}
   for feed in live.values():

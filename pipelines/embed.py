@@ -66,7 +66,7 @@ from transforms import provenance as provenance_lib
 from transforms.embed import (BundleModelHandler, EmbedWithModel, model_metrics_namespace,
                               poison_input_for_test)
 from transforms.extract import ExtractModelInputs
-from transforms.match import MatchAudio
+from transforms.match import PATTERN_ERROR_TYPES, MatchAudio
 from transforms.postprocess import PostprocessAndPool
 from transforms.write import ERRORS_DIR, WriteErrors, WriteModelOutputs
 
@@ -399,7 +399,7 @@ def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Mo
       outputs.setdefault(folder, []).append(rel)
   matched = metrics.get("files_matched")
   for name, counts in per_model.items():
-    no_match = counts["errors_by_type"].get("no_match", 0)
+    no_match = sum(counts["errors_by_type"].get(t, 0) for t in PATTERN_ERROR_TYPES)
     accounted = counts["files_embedded"] + counts["errors"] - no_match + counts[
         "files_skipped_existing"]
     mismatches = [f"{k}: metrics {metrics[f'{name}_{k}']} != rows {counts[v]}"
@@ -408,13 +408,14 @@ def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Mo
                   if f"{name}_{k}" in metrics and metrics[f"{name}_{k}"] != counts[v]]
     if matched is not None and matched != accounted:
       mismatches.append(f"files_matched {matched} != clips {counts['files_embedded']} + errors "
-                        f"{counts['errors'] - no_match} (without no_match) + skipped "
+                        f"{counts['errors'] - no_match} (without pattern rows) + skipped "
                         f"{counts['files_skipped_existing']}")
     if mismatches:  # Never silent: this would mean lost or duplicated inputs.
       _LOGGER.error("audiobeam accounting mismatch for %s: %s", name, "; ".join(mismatches))
       counts["accounting_mismatches"] = mismatches
   counts = {"files_matched": matched if matched is not None else max(
-      (c["files_embedded"] + c["errors"] - c["errors_by_type"].get("no_match", 0)
+      (c["files_embedded"] + c["errors"] - sum(c["errors_by_type"].get(t, 0)
+                                                for t in PATTERN_ERROR_TYPES)
        + c["files_skipped_existing"] for c in per_model.values()), default=0),
             "files_skipped_existing": metrics.get("files_skipped_existing", 0),
             "models": per_model}

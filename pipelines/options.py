@@ -270,15 +270,12 @@ def _suggest(name: str, candidates) -> str:
 
 def _load_config_file(path: str) -> dict[str, Any]:
   from apache_beam.io.filesystems import FileSystems  # pylint: disable=import-outside-toplevel
-  from audiobeam.yamlsafe import load_document  # pylint: disable=import-outside-toplevel
+  from audiobeam.yamlsafe import MAX_DOCUMENT_BYTES, load_document  # pylint: disable=import-outside-toplevel
   try:
     with FileSystems.open(path) as f:
-      text = f.read(_MAX_CONFIG_BYTES + 1)
+      text = f.read(MAX_DOCUMENT_BYTES + 1)
   except Exception as error:  # OSError; FileSystems raises BeamIOError for missing files.
     raise ConfigError(f"expected a readable config file at --config {path!r}, got: {error}") from error
-  if len(text) > _MAX_CONFIG_BYTES:
-    raise ConfigError(f"expected a run config of at most {_MAX_CONFIG_BYTES} bytes in --config "
-                      f"{path!r}, found a larger file; is it the right file?")
   try:
     document = load_document(text.decode("utf-8"), f"--config {path!r}")
   except UnicodeDecodeError as error:
@@ -293,9 +290,6 @@ def _load_config_file(path: str) -> dict[str, Any]:
     if not isinstance(document, dict):
       raise ConfigError(f"expected a 'config' mapping in the run record {path!r}; it is damaged")
   return dict(document)
-
-
-_MAX_CONFIG_BYTES = 1 << 20
 
 
 def _as_list(value: Any, option: Option) -> list[str]:

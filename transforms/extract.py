@@ -1,7 +1,8 @@
 """ExtractModelInputs: one matched file -> every model's inputs, one element each.
 
-Each file is opened through Beam FileSystems (so ``gs://`` and ``s3://`` work), decoded
-once, mixed to mono once and resampled once per distinct model rate by the streaming
+Each file is opened with ``audiobeam.inputs.open_input`` (local regular files only;
+``gs://`` and ``s3://`` with bounded retries; a storage that is down stops the job with
+``StorageDownError``), decoded once, mixed to mono once and resampled once per distinct model rate by the streaming
 driver ``audiobeam.stream.stream_inputs``, in bounded memory; each model's front end
 (its bundle's ``frontend()``) cuts its inputs. Inputs are emitted one per element, keyed
 ``(uri, frame_index)``, on the model's own output (``inputs_<model>``), so the batching in
@@ -21,12 +22,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystem import BeamIOError, CompressionTypes
-from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.metrics import Metrics
 
 from audiobeam.bundle import ModelBundle
 from audiobeam.errors import InputError, TooShortError
+from audiobeam.inputs import StorageDownError
 from audiobeam.redact import redact_text
 from transforms import progress
 from transforms.records import AudioFile, ClipInfo, InputFailure
@@ -84,6 +85,7 @@ class _ExtractInputsFn(beam.DoFn):
 
   def process(self, file: AudioFile):
     from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
+    from audiobeam.inputs import open_input  # pylint: disable=import-outside-toplevel
     from audiobeam.stream import StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
 
     uri = file.uri
@@ -92,7 +94,7 @@ class _ExtractInputsFn(beam.DoFn):
       return
     counts = {name: 0 for name in wanted}
     try:
-      with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw_file:
+      with open_input(uri) as raw_file:  # regular files only; bounded waits on storage
         with open_audio(raw_file) as audio_stream:
           info = audio_stream.info
           feeds = {name: _feed(self._bundles[name]) for name in wanted}
@@ -102,6 +104,8 @@ class _ExtractInputsFn(beam.DoFn):
             for offset, item in enumerate(block.inputs):
               yield beam.pvalue.TaggedOutput(tag, ((uri, block.start_index + offset), item))
             counts[name] += len(block.inputs)
+    except StorageDownError:
+      raise  # the storage is down: stop the job with its message, not an errors row per file
     except Exception as error:  # pylint: disable=broad-except
       # One bad file never fails the run: it becomes one errors row per model.
       self._failed.inc()

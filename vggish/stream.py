@@ -27,11 +27,11 @@ from typing import Iterator
 
 import numpy as np
 
-from audiobeam.audio import AudioStream, check_sample_rate, to_mono
+from audiobeam.audio import AudioStream, block_frames_for, check_sample_rate, to_mono
 from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock
 from audiobeam.errors import AudioContentError, ConfigError, InputError, TooShortError
 from audiobeam.resample import DEFAULT_RESAMPLER, _check_method, resample
-from audiobeam.stream import Feed, StreamResult, block_frames_for, stream_inputs
+from audiobeam.stream import Feed, StreamResult, stream_inputs
 from vggish import features
 from vggish.params import Params
 
@@ -197,8 +197,7 @@ class PatchStream:
     frontend = VGGishFrontEnd(self.params, self.short_clips, self.stream.name)
     result = StreamResult()
     feeds = {"vggish": Feed(self.params.sample_rate_hz, self.resampler, frontend)}
-    block_frames = min(block_frames_for(info.sample_rate_hz, info.channels),
-                       max(1, int(round(self.block_seconds * info.sample_rate_hz))))
+    block_frames = block_frames_for(info, max_seconds=self.block_seconds)
     for _, block in stream_inputs(self.stream, feeds, result, block_frames):
       yield block
     if "vggish" in result.errors:

@@ -363,7 +363,7 @@ CASES: tuple[HostileCase, ...] = (
     # --- unreadable --------------------------------------------------------------
     HostileCase("unreadable_chmod_000", "unreadable.wav",
                 "valid WAV with mode 000 (only unreadable to a non-root process)",
-                _chmod_000, _error("decode", "unreadable"), needs_non_root=True),
+                _chmod_000, _error("decode", "permission_denied"), needs_non_root=True),
     HostileCase("directory_named_wav", "directory.wav",
                 "a directory named like a WAV, passed as its own --input",
                 _directory, _error("match", "not_a_regular_file"), explicit_input=True),

@@ -198,7 +198,7 @@ def test_mode_000_file_is_an_unreadable_errors_row_for_a_run_without_dac_overrid
   uri = corpus.uri("unreadable_chmod_000")
   assert os.stat(uri).st_mode & 0o777 == 0
   rows = [r for r in outputs.rows("errors") if r["uri"] == uri]
-  assert [(r["stage"], r["error_type"]) for r in rows] == [("decode", "unreadable")]
+  assert [(r["stage"], r["error_type"]) for r in rows] == [("decode", "permission_denied")]
   assert unprivileged
 
 

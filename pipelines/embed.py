@@ -351,8 +351,11 @@ class _Written:
 
 
 def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Model],
-               metrics: dict[str, int]) -> _Written:
-  """Reads the run's staged files: drops empty ones, counts rows, builds the manifest."""
+               metrics: dict[str, int], kept_folders: set[str]) -> _Written:
+  """Reads the run's staged files: counts rows, builds the manifest, and drops the empty
+  files of folders in ``kept_folders`` (folders that keep earlier committed files: an
+  append run that found nothing new adds no empty files; otherwise every folder gets
+  at least one file, so readers always find the schema)."""
   names = [m.bundle.name for m in models]
   per_model = {n: {"files_embedded": 0, "files_skipped_existing": metrics.get(
       f"{n}_files_skipped_existing", 0), "errors": 0, "errors_by_type": {}, "frames": 0,
@@ -394,7 +397,7 @@ def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Mo
         per_model[model]["frames"] += rows
     else:
       rows = 1
-    if rows:
+    if rows or folder not in kept_folders:
       kept.append((staged, rel))
       outputs.setdefault(folder, []).append(rel)
   matched = metrics.get("files_matched")
@@ -509,7 +512,9 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True,
       ledger.abort(run_id)
       raise
     metrics = _metrics(result, names)
-    written = _read_back(ledger, run_id, models, metrics)
+    kept_folders = ({rel.rsplit("/", 1)[0] for rel in lifecycle.committed_files(listing)}
+                    if mode == "append" else set())
+    written = _read_back(ledger, run_id, models, metrics, kept_folders)
     summary = RunSummary(run_id=run_id, output=config.output, config=_redacted(config.to_dict()),
                          provenance=provenance, counts=written.counts, metrics=metrics,
                          outputs=written.outputs, wall_seconds=time.monotonic() - started)

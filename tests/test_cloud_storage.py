@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from cloud_emulators import gcs_emulator, s3_emulator  # noqa: F401  (fixtures)
+from test_multimodel import model_weights  # noqa: F401  (fixture)
 
 __all__: list[str] = []
 
@@ -138,3 +139,44 @@ def test_pipeline_reads_and_writes_s3_through_emulator(s3_emulator, local_corpus
   summary = _run_pipeline(root, tmp_path / "cache", s3_emulator.beam_flags)
 
   _check_outputs(s3_emulator, root, summary)
+
+
+def test_every_model_reads_weights_and_audio_from_gcs_and_writes_its_outputs_there(
+    gcs_emulator, local_corpus, model_weights, tmp_path):
+  """YAMNet's h5 and class map, CLAP's and AST's checkpoint folders and CLMR's checkpoint
+  come from gs:// (copied once into an empty cache, sha256-checked); every model's
+  outputs land in gs:// and are read back with the storage client."""
+  from pipelines import embed
+  from test_multimodel import MODELS
+  root = gcs_emulator.create_bucket("audiobeam-all-models")
+  for path in sorted(local_corpus.iterdir()):
+    gcs_emulator.upload(path, f"{root}/audio/{path.name}")
+  flags = []
+  for model in MODELS:
+    for key, value in model_weights[model].items():
+      if isinstance(value, list):
+        flags += [f"--{key}", ",".join(v.replace(",", "") for v in value)]
+        continue
+      local = pathlib.Path(value)
+      remote = f"{root}/weights/{model}/{local.name}"
+      for file in ([p for p in local.iterdir() if p.is_file()] if local.is_dir() else [local]):
+        gcs_emulator.upload(file, remote + (f"/{file.name}" if local.is_dir() else ""))
+      flags += [f"--{key}", remote]
+
+  summary = embed.run(["--input", f"{root}/audio/*", "--output", f"{root}/out",
+                       "--model", ",".join(MODELS), "--cache_dir", str(tmp_path / "cache"),
+                       "--short_clips", "pad",  # the clips are shorter than CLMR's 2.68 s
+                       f"--project={gcs_emulator.project}", *flags])
+
+  matched = {f"{root}/audio/{n}" for n in _CORPUS}
+  errors = _read_parquet(gcs_emulator, f"{root}/out/errors/").to_pylist()
+  for model in MODELS:
+    clips = _read_parquet(gcs_emulator, f"{root}/out/{model}/clips/").column("uri").to_pylist()
+    failed = [r["uri"] for r in errors if r["model"] == model]
+    assert sorted(clips + failed) == sorted(matched), model
+    assert summary.counts["models"][model]["files_embedded"] == len(clips) >= 1
+    assert _read_parquet(gcs_emulator, f"{root}/out/{model}/frames/").num_rows >= len(clips)
+  assert _read_parquet(gcs_emulator, f"{root}/out/clap/labels/").num_rows > 0
+  run_json = json.loads(gcs_emulator.read(f"{root}/out/run.json"))
+  assert run_json["provenance"]["clap"]["assets"]["checkpoint"]["uri"] == (
+      f"{root}/weights/clap/{pathlib.Path(model_weights['clap']['clap_checkpoint']).name}")

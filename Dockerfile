@@ -1,4 +1,4 @@
-# audiobeam Dataflow worker image: Beam SDK harness + CUDA TensorFlow + audiobeam.
+# audiobeam Dataflow worker image: Beam SDK harness + CUDA TensorFlow + CUDA PyTorch + audiobeam.
 #
 #   docker build -t REGION-docker.pkg.dev/PROJECT/audiobeam/worker:$(git rev-parse --short HEAD) .
 #   docker push  REGION-docker.pkg.dev/PROJECT/audiobeam/worker:$(git rev-parse --short HEAD)
@@ -39,15 +39,19 @@ COPY models/ models/
 COPY transforms/ transforms/
 COPY pipelines/ pipelines/
 
-# Install audiobeam with the pins from setup.py; fail the build if that moved Beam or
-# TensorFlow away from the versions the launcher and this file expect.
-RUN pip install . \
+# Install audiobeam with every model (the `models` extra: torch, transformers, safetensors;
+# PyPI's torch wheel is the CUDA build) and the pins from setup.py; fail the build if that
+# moved Beam or TensorFlow away from the versions the launcher and this file expect, or if
+# a model's bundle does not import.
+RUN pip install '.[models]' \
  && mkdir -p "${AUDIOBEAM_CACHE_DIR}" \
- && python -c "import sys, apache_beam, tensorflow; \
+ && python -c "import sys, apache_beam, tensorflow, torch; \
 assert sys.version_info[:2] == (3, 11), sys.version; \
 assert apache_beam.__version__ == '2.77.0', apache_beam.__version__; \
 assert tensorflow.__version__ == '2.21.0', tensorflow.__version__; \
 assert tensorflow.test.is_built_with_cuda(), 'tensorflow without CUDA'; \
-import pipelines.embed, transforms.embed, vggish.model"
+assert torch.version.cuda, 'torch without CUDA'; \
+import pipelines.embed, transforms.embed, vggish.model; \
+from audiobeam import registry; [registry.bundle_class(m) for m in registry.MODELS]"
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

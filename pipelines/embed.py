@@ -550,12 +550,22 @@ def _redact_log_handlers() -> None:
       handler.addFilter(_RedactingFilter())
 
 
-class _Terminated(BaseException):
-  """SIGTERM, raised in the main thread so the run's cleanup (staging, lease) runs."""
+class _Signalled(BaseException):
+  """SIGINT or SIGTERM, raised in the main thread so the run's cleanup (staging, lease)
+  runs. Beam may wrap it into its own error when it lands inside a DoFn, so the signal
+  is also remembered in ``_SIGNALLED``."""
 
 
-def _on_sigterm(signum, frame):  # pylint: disable=unused-argument
-  raise _Terminated()
+_SIGNALLED: list[int] = []
+_SIGNAL_EXIT = {signal.SIGINT: (130, "SIGINT"), signal.SIGTERM: (143, "SIGTERM")}
+
+
+def _on_signal(signum, frame):  # pylint: disable=unused-argument
+  _SIGNALLED.append(signum)
+  # Beam logs the interrupted DoFn's traceback as an error while it unwinds: the user
+  # asked for the stop, so only our one-line message is said.
+  logging.getLogger("apache_beam").setLevel(logging.CRITICAL + 1)
+  raise _Signalled()
 
 
 def _quiet_start_up(verbose: bool) -> None:
@@ -578,25 +588,25 @@ def main(argv: Sequence[str] | None = None) -> int:
   _quiet_start_up("--verbose" in args)
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
   _redact_log_handlers()
-  previous = signal.signal(signal.SIGTERM, _on_sigterm)
+  previous = {s: signal.signal(s, _on_signal) for s in _SIGNAL_EXIT}
   try:
     summary = run(args)
   except AudiobeamError as error:  # ConfigError, AssetError, ...: said before any job ran
-    print(f"error: {redact_text(str(error))}", file=sys.stderr)
-    return 2
-  except KeyboardInterrupt:
-    print("interrupted (SIGINT): the run stopped; its uncommitted files were removed and "
-          "the output holds what the last complete run wrote", file=sys.stderr)
-    return 130
-  except _Terminated:
-    print("terminated (SIGTERM): the run stopped; its uncommitted files were removed and "
-          "the output holds what the last complete run wrote", file=sys.stderr)
-    return 143
-  except Exception:  # pylint: disable=broad-except  # shown, minus credentials
-    print(redact_text(traceback.format_exc()), file=sys.stderr)
-    return 1
+    if not _SIGNALLED:
+      print(f"error: {redact_text(str(error))}", file=sys.stderr)
+      return 2
+  except BaseException:  # pylint: disable=broad-except  # shown, minus credentials
+    if not _SIGNALLED:
+      print(redact_text(traceback.format_exc()), file=sys.stderr)
+      return 1
   finally:
-    signal.signal(signal.SIGTERM, previous)
+    for number, handler in previous.items():
+      signal.signal(number, handler)
+  if _SIGNALLED:
+    code, name = _SIGNAL_EXIT[_SIGNALLED[0]]
+    print(f"stopped by {name}: the run's uncommitted files were removed; the output holds "
+          "what the last complete run wrote", file=sys.stderr)
+    return code
   print(summary.format())
   return 0
 

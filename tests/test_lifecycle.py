@@ -234,3 +234,29 @@ def test_a_run_that_fills_the_disk_leaves_the_previous_run_and_frees_its_space(
   clips = [p for p in (out / "vggish" / "clips").glob("part-*")]
   assert len(clips) == 1 and json.loads((out / "run.json").read_text())["committed_run_ids"] == [
       clips[0].name.split("-00000-")[0][len("part-"):]]
+
+
+# --- signals ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signal_number, exit_code, word", [(15, 143, "SIGTERM"), (2, 130, "SIGINT")])
+def test_a_signalled_run_removes_its_uncommitted_files_and_says_so(
+    tmp_path, test_weights, signal_number, exit_code, word):
+  audio, out = tmp_path / "audio", tmp_path / "out"
+  _write_tones(audio, 12, seconds=20.0)
+  home = tmp_path / "home"
+  home.mkdir()
+  process = subprocess.Popen(
+      robust_fixtures.embed_command(_argv(audio, out, test_weights)), cwd=robust_fixtures.REPO_ROOT,
+      env=robust_fixtures.embed_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  deadline = time.monotonic() + 300
+  while not (out / "_audiobeam" / "runs").exists() and time.monotonic() < deadline:
+    assert process.poll() is None, process.communicate()
+    time.sleep(0.05)
+  time.sleep(2.0)  # the job is running
+  process.send_signal(signal_number)
+  _, stderr = process.communicate(timeout=300)
+  assert process.returncode == exit_code, stderr[-3000:]
+  assert word in stderr and "Traceback" not in stderr, stderr[-3000:]
+  left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+  assert left == [], left  # no staging, no started record, no lease, no run.json

@@ -92,12 +92,18 @@ def sha256_of_files(paths: Iterable[str]) -> str:
 
 
 def write_atomically(path: str, write: Callable[[object], None]) -> None:
-  """Calls ``write(binary_file)`` on a temp file next to ``path``, then renames it."""
+  """Calls ``write(binary_file)`` on a temp file next to ``path`` (``.tmp-<random>-<name>``,
+  so a leftover says whose it was), syncs it,
+  then renames it over ``path``: a reader sees the old or the new content, never a part.
+  The one atomic-write helper for local files."""
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=".part")
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
+                             suffix="-" + os.path.basename(path))
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
+      f.flush()
+      os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

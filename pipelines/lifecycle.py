@@ -52,6 +52,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from audiobeam.assets import write_atomically
 from audiobeam.errors import AudiobeamError, ConfigError
 from audiobeam.redact import redact_uri
 from transforms.manifest import MANIFESTS_DIR, manifest_path
@@ -142,20 +143,7 @@ def _write_text(path: str, text: str) -> None:
   local files via a temporary name + rename; object stores publish an upload whole."""
   data = text.encode("utf-8")
   if _is_local(path):
-    local = _local(path)
-    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-    temp = os.path.join(os.path.dirname(local), f"{_TMP_PREFIX}{uuid.uuid4().hex[:8]}-"
-                        f"{os.path.basename(local)}")
-    try:
-      with open(temp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(temp, local)
-    except BaseException:
-      with contextlib.suppress(OSError):
-        os.unlink(temp)
-      raise
+    write_atomically(_local(path), lambda f: f.write(data))
     return
   with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
     f.write(data)
@@ -489,7 +477,7 @@ class OutputLedger:
       if inner.startswith("staging/"):
         return inner.split("/")[1] in known
       return name.startswith(_TMP_PREFIX)
-    if name.startswith(_TMP_PREFIX) and name.rsplit("-", 1)[-1] == RUN_JSON:
+    if rel == name and name.startswith(_TMP_PREFIX) and name.endswith("-" + RUN_JSON):
       return True  # an interrupted run.json write of ours
     for run_id in known:  # part files, and Beam temp folders of our runs
       if name.startswith(f"part-{run_id}-") or f"/beam-temp-part-{run_id}-" in "/" + rel:

@@ -24,6 +24,8 @@ import threading
 import time
 from typing import TextIO
 
+from audiobeam.assets import write_atomically
+
 __all__ = ["PROGRESS_DIR_ENV", "record", "ProgressReporter"]
 
 PROGRESS_DIR_ENV = "AUDIOBEAM_PROGRESS_DIR"
@@ -49,11 +51,8 @@ class _Totals:
         return
       self._flushed = now
       data = json.dumps(self._values)
-    temp = f"{self._path}.tmp"
     try:
-      with open(temp, "w", encoding="utf-8") as f:
-        f.write(data)
-      os.replace(temp, self._path)
+      write_atomically(self._path, lambda f: f.write(data.encode("utf-8")))
     except OSError:
       pass  # progress is best effort; the run's counters are the record
 

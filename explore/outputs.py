@@ -1,0 +1,395 @@
+"""Find and read what the pipeline wrote, committed part files only.
+
+An output directory (local path, ``file://``, ``gs://`` or ``s3://``) holds::
+
+  <output>/run.json                                   names the committed run(s)
+  <output>/<model>/clips/part-<run_id>-SSSSS-of-NNNNN.parquet    one row per file
+  <output>/<model>/frames/part-<run_id>-....parquet              one row per model input
+  <output>/<model>/labels/part-....parquet            model extras (CLAP's zero-shot labels)
+  <output>/errors/part-<run_id>-....parquet           one row per input without embedding
+
+The Airflow DAG writes one such output per day, ``<root>/dt=YYYY-MM-DD/``; a ``<root>``
+holding partitions (and no ``run.json`` of its own) reads as the union of its partitions.
+
+Only *committed* part files are read: those whose run id ``run.json`` names (see
+``committed_run_ids``, the one place that decides). A run in progress, or one killed
+before it finished, leaves part files under a run id that ``run.json`` does not name;
+they are ignored (``summary`` lists them as uncommitted).
+
+Every Parquet file carries the run's provenance JSON in its schema metadata under
+``audiobeam.provenance``; ``read_provenance`` reads it from the footer alone.
+
+Local paths are read with the standard library and pyarrow (no Beam import); remote ones
+through ``apache_beam.io.filesystems.FileSystems`` (imported lazily), so GCS/S3
+credentials and ``--s3_endpoint_url``-style options work as in the pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import urllib.parse
+from typing import Iterable, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from audiobeam.errors import ConfigError, InputError
+
+__all__ = [
+    "RUN_JSON",
+    "PROVENANCE_KEY",
+    "ERRORS_DIR",
+    "MANIFEST_DIR",
+    "PartFile",
+    "normalize_path",
+    "is_local",
+    "join",
+    "exists",
+    "open_binary",
+    "list_files",
+    "parse_part_name",
+    "read_run_json",
+    "committed_run_ids",
+    "output_dirs",
+    "models",
+    "part_files",
+    "uncommitted_part_files",
+    "read_parts",
+    "read_clips",
+    "read_frames",
+    "read_labels",
+    "read_errors",
+    "read_provenance",
+    "provenances",
+    "embedding_column",
+    "embedding_matrix",
+]
+
+RUN_JSON = "run.json"
+PROVENANCE_KEY = b"audiobeam.provenance"
+ERRORS_DIR = "errors"
+MANIFEST_DIR = "_manifest"
+_PARTITION_GLOB = "dt=*"
+_NOT_MODELS = frozenset({ERRORS_DIR, MANIFEST_DIR})
+_PART_RE = re.compile(r"^part-(?P<run_id>.+)-(?P<shard>\d{5})-of-(?P<num_shards>\d{5})(?P<suffix>\..+)?$")
+_MANIFEST_RE = re.compile(r"^run-(?P<run_id>.+)\.jsonl$")
+
+
+@dataclasses.dataclass(frozen=True)
+class PartFile:
+  """One part file: its full ``path``, ``size_bytes``, ``run_id`` and the ``output``
+  directory (a single run's output or ``dt=`` partition) it belongs to."""
+
+  path: str
+  size_bytes: int
+  run_id: str
+  output: str
+
+
+# --- file system: local without Beam, remote through Beam FileSystems ----------------------
+
+def normalize_path(path: str | os.PathLike) -> str:
+  """``file://`` URIs -> local paths, ``~`` expanded, trailing ``/`` removed."""
+  path = os.fspath(path)
+  if path.startswith("file://"):
+    path = urllib.parse.unquote(urllib.parse.urlparse(path).path)
+  if is_local(path):
+    path = os.path.expanduser(path)
+  return path.rstrip("/") or "/"
+
+
+def is_local(path: str) -> bool:
+  """True for local paths and ``file://`` URIs."""
+  scheme = urllib.parse.urlparse(path).scheme.lower()
+  return len(scheme) <= 1 or scheme == "file"
+
+
+def join(base: str, *names: str) -> str:
+  """``base/name/...`` with ``/`` for URIs and ``os.path.join`` for local paths."""
+  if is_local(base):
+    return os.path.join(base, *names)
+  return "/".join([base.rstrip("/"), *names])
+
+
+def _filesystems():
+  from apache_beam.io.filesystems import FileSystems  # Lazy: local reads need no Beam.
+  return FileSystems
+
+
+def exists(path: str) -> bool:
+  return os.path.exists(path) if is_local(path) else _filesystems().exists(path)
+
+
+def open_binary(path: str):
+  """A readable, seekable binary file object for ``path``."""
+  if is_local(path):
+    return open(path, "rb")
+  from apache_beam.io.filesystem import CompressionTypes  # pylint: disable=import-outside-toplevel
+  return _filesystems().open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def list_files(pattern: str) -> list[tuple[str, int]]:
+  """Files matching the glob ``pattern`` -> sorted ``[(path, size_bytes)]``."""
+  if is_local(pattern):
+    return sorted((p, os.path.getsize(p)) for p in glob.glob(pattern) if os.path.isfile(p))
+  results = _filesystems().match([pattern])
+  return sorted((m.path, int(m.size_in_bytes)) for r in results for m in r.metadata_list)
+
+
+def _basename(path: str) -> str:
+  return path.rstrip("/").rsplit("/", 1)[-1] if not is_local(path) else os.path.basename(path)
+
+
+def _dirname(path: str) -> str:
+  return path.rstrip("/").rsplit("/", 1)[0] if not is_local(path) else os.path.dirname(path)
+
+
+def parse_part_name(name: str) -> str | None:
+  """``part-<run_id>-SSSSS-of-NNNNN.parquet`` -> ``run_id``; None for other names."""
+  match = _PART_RE.match(_basename(name))
+  return match.group("run_id") if match else None
+
+
+# --- run.json and what is committed ----------------------------------------------------------
+
+def read_run_json(output: str) -> dict:
+  """The ``run.json`` record of one output directory; ConfigError when absent or invalid."""
+  output = normalize_path(output)
+  path = join(output, RUN_JSON)
+  if not exists(path):
+    leftovers = sorted({p.run_id for p in _all_parts(output)})
+    hint = (f" It holds part files of run(s) {', '.join(leftovers)} that no run.json names: "
+            "a run in progress or one that did not finish; wait for it or re-run."
+            if leftovers else " Pass the --output of a finished `python -m pipelines.embed` run.")
+    raise ConfigError(f"expected an audiobeam output with {RUN_JSON} in {output!r}, found no "
+                      f"{RUN_JSON}.{hint}")
+  try:
+    with open_binary(path) as f:
+      record = json.loads(f.read().decode("utf-8"))
+  except (ValueError, UnicodeDecodeError) as error:
+    raise ConfigError(f"expected {path!r} to be JSON written by audiobeam, found invalid JSON "
+                      f"({error}); re-run the pipeline into this output") from None
+  if not isinstance(record, dict) or not isinstance(record.get("run_id"), str):
+    raise ConfigError(f"expected {path!r} to hold an object with a string 'run_id', found "
+                      f"{type(record).__name__} without one; re-run the pipeline into this output")
+  return record
+
+
+def committed_run_ids(output: str, run_record: dict | None = None) -> frozenset[str]:
+  """The run ids whose part files are complete: the one function that decides.
+
+  - ``run.json``'s ``committed_run_ids`` (a list), when it has one (incremental runs that
+    keep earlier runs' files may name them all there);
+  - else its ``run_id``, plus the runs that committed an incremental-run manifest
+    (``<output>/_manifest/run-<run_id>.jsonl``: ``--skip_existing`` keeps those runs'
+    part files, and a run writes its manifest only after its job succeeded).
+  """
+  record = run_record if run_record is not None else read_run_json(output)
+  named = record.get("committed_run_ids")
+  if named is not None:
+    if not isinstance(named, list) or not all(isinstance(r, str) for r in named):
+      raise ConfigError(f"expected run.json's committed_run_ids in {output!r} to be a list of "
+                        f"strings, found {named!r}")
+    return frozenset(named)
+  ids = {record["run_id"]}
+  for path, _ in list_files(join(normalize_path(output), MANIFEST_DIR, "run-*.jsonl")):
+    match = _MANIFEST_RE.match(_basename(path))
+    if match:
+      ids.add(match.group("run_id"))
+  return frozenset(ids)
+
+
+def output_dirs(path: str) -> list[str]:
+  """``path`` itself when it holds ``run.json``; else its ``dt=*`` partitions that do
+  (sorted). ConfigError when it is neither."""
+  path = normalize_path(path)
+  if exists(join(path, RUN_JSON)):
+    return [path]
+  partitions = sorted(_dirname(p) for p, _ in list_files(join(path, _PARTITION_GLOB, RUN_JSON)))
+  if partitions:
+    return partitions
+  read_run_json(path)  # raises the explanatory ConfigError
+  raise AssertionError("unreachable")
+
+
+# --- part files ---------------------------------------------------------------------------------
+
+def _all_parts(output: str, subdir: str = "*") -> list[PartFile]:
+  """Every ``part-*`` file under ``output/<subdir>/`` and ``output/*/<subdir>/``."""
+  found = []
+  patterns = [join(output, subdir, "part-*")]
+  if subdir == "*":
+    patterns.append(join(output, "*", "*", "part-*"))
+  for pattern in patterns:
+    for path, size in list_files(pattern):
+      run_id = parse_part_name(path)
+      if run_id is not None:
+        found.append(PartFile(path, size, run_id, output))
+  return found
+
+
+def _subdir(model: str | None, kind: str) -> str:
+  if model is None:
+    return kind
+  if not model or "/" in model or model in _NOT_MODELS or model.startswith((".", "dt=")):
+    raise ConfigError(f"expected a model name such as 'vggish', found {model!r}")
+  return f"{model}/{kind}"
+
+
+def models(path: str) -> list[str]:
+  """Models with committed ``clips`` or ``frames`` in the output (or its partitions), sorted."""
+  names = set()
+  for output in output_dirs(path):
+    ids = committed_run_ids(output)
+    for kind in ("clips", "frames"):
+      for part_path, _ in list_files(join(output, "*", kind, "part-*.parquet")):
+        if parse_part_name(part_path) in ids:
+          names.add(_basename(_dirname(_dirname(part_path))))
+  return sorted(names - _NOT_MODELS)
+
+
+def part_files(path: str, model: str | None, kind: str) -> list[PartFile]:
+  """Committed Parquet part files of ``<output>/<model>/<kind>/`` (``model=None``: the
+  top-level ``<output>/<kind>/``, e.g. ``errors``), over every partition, sorted by path."""
+  subdir = _subdir(model, kind)
+  parts = []
+  for output in output_dirs(path):
+    ids = committed_run_ids(output)
+    for part_path, size in list_files(join(output, *subdir.split("/"), "part-*.parquet")):
+      run_id = parse_part_name(part_path)
+      if run_id in ids:
+        parts.append(PartFile(part_path, size, run_id, output))
+  return parts
+
+
+def uncommitted_part_files(path: str) -> list[PartFile]:
+  """Part files (any subdir) whose run id ``run.json`` does not name: runs in progress,
+  killed, or leftovers the next successful run removes."""
+  leftovers = []
+  for output in output_dirs(path):
+    ids = committed_run_ids(output)
+    leftovers += [p for p in _all_parts(output) if p.run_id not in ids]
+  return sorted(leftovers, key=lambda p: p.path)
+
+
+# --- reading tables ------------------------------------------------------------------------------
+
+def _read_one(part: PartFile, columns: Sequence[str] | None) -> pa.Table:
+  with open_binary(part.path) as f:
+    parquet = pq.ParquetFile(f)
+    present = parquet.schema_arrow.names
+    wanted = None if columns is None else [c for c in columns if c in present]
+    table = parquet.read(columns=wanted)
+  return table.replace_schema_metadata(None)
+
+
+def read_parts(parts: Iterable[PartFile], columns: Sequence[str] | None = None) -> pa.Table:
+  """The rows of ``parts`` in order, one table. ``columns``: those to read (a column absent
+  from some files is null there; absent from all, it is left out). Schemas of different
+  runs are unified (``promote_options="permissive"``). No parts: an empty table."""
+  tables = [_read_one(p, columns) for p in parts]
+  if not tables:
+    return pa.table({})
+  return pa.concat_tables(tables, promote_options="permissive")
+
+
+def read_clips(path: str, model: str, columns: Sequence[str] | None = None) -> pa.Table:
+  """``<output>/<model>/clips`` (committed rows): one row per embedded file."""
+  return read_parts(part_files(path, model, "clips"), columns)
+
+
+def read_frames(path: str, model: str, columns: Sequence[str] | None = None) -> pa.Table:
+  """``<output>/<model>/frames`` (committed rows): one row per model input window."""
+  return read_parts(part_files(path, model, "frames"), columns)
+
+
+def read_labels(path: str, model: str, columns: Sequence[str] | None = None) -> pa.Table:
+  """``<output>/<model>/labels`` (committed rows), e.g. CLAP's zero-shot labels."""
+  return read_parts(part_files(path, model, "labels"), columns)
+
+
+def read_errors(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+  """``<output>/errors`` (committed rows): one row per (input, model) without embedding."""
+  return read_parts(part_files(path, None, ERRORS_DIR), columns)
+
+
+def read_provenance(path: str) -> dict | None:
+  """The provenance JSON in a Parquet file's schema metadata (footer only); None if absent."""
+  with open_binary(path) as f:
+    metadata = pq.ParquetFile(f).schema_arrow.metadata or {}
+  raw = metadata.get(PROVENANCE_KEY)
+  if raw is None:
+    return None
+  try:
+    return json.loads(raw.decode("utf-8"))
+  except (ValueError, UnicodeDecodeError):
+    raise ConfigError(f"expected {path!r} to carry JSON under the schema metadata key "
+                      f"{PROVENANCE_KEY.decode()!r}, found unreadable bytes") from None
+
+
+def provenances(path: str, model: str | None, kind: str = "clips") -> dict[str, dict]:
+  """``{run_id: provenance}`` of the committed parts of ``<model>/<kind>`` (one footer read
+  per run); a part without provenance maps to ``{}``."""
+  out: dict[str, dict] = {}
+  for part in part_files(path, model, kind):
+    if part.run_id not in out:
+      out[part.run_id] = read_provenance(part.path) or {}
+  return out
+
+
+# --- embeddings ----------------------------------------------------------------------------------
+
+def _is_float_vector(type_: pa.DataType) -> bool:
+  return ((pa.types.is_fixed_size_list(type_) or pa.types.is_list(type_)
+           or pa.types.is_large_list(type_))
+          and (pa.types.is_floating(type_.value_type) or pa.types.is_integer(type_.value_type)))
+
+
+def embedding_column(schema: pa.Schema, provenance: dict | None = None) -> str:
+  """The embedding column of a clips/frames schema: ``embedding`` (every model's clips),
+  else the provenance's ``embedding_column``, else the only float vector column, else
+  VGGish's ``raw_embedding`` (its frames also hold the uint8 ``audio_embedding``)."""
+  names = schema.names
+  if "embedding" in names:
+    return "embedding"
+  named = (provenance or {}).get("embedding_column")
+  if isinstance(named, str) and named in names:
+    return named
+  vectors = [f.name for f in schema if _is_float_vector(f.type)
+             and pa.types.is_floating(f.type.value_type)]
+  if len(vectors) == 1:
+    return vectors[0]
+  if "raw_embedding" in names:
+    return "raw_embedding"
+  raise ConfigError(f"expected an embedding column ('embedding' or one float vector column), "
+                    f"found columns {names}")
+
+
+def embedding_matrix(column: pa.ChunkedArray | pa.Array, what: str = "embedding") -> np.ndarray:
+  """A fixed-size (or equal-length) list column -> float32 ``[N, D]``.
+
+  InputError when a row is null or the lengths differ (the rows are then not comparable).
+  """
+  if isinstance(column, pa.ChunkedArray):
+    column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+  if not _is_float_vector(column.type):
+    raise InputError(f"expected {what} to be a list of numbers per row, found {column.type}",
+                     error_type="bad_embedding")
+  if column.null_count:
+    raise InputError(f"expected every row to have an {what}, found {column.null_count} null "
+                     f"rows of {len(column)}", error_type="bad_embedding")
+  if pa.types.is_fixed_size_list(column.type):
+    dim = column.type.list_size
+  else:
+    lengths = np.asarray(column.value_lengths())
+    dim = int(lengths[0]) if len(lengths) else 0
+    if len(lengths) and not np.all(lengths == dim):
+      raise InputError(f"expected every {what} to have the same length, found lengths "
+                       f"{sorted(set(lengths.tolist()))[:5]}", error_type="bad_embedding")
+  values = column.flatten().to_numpy(zero_copy_only=False)
+  return np.ascontiguousarray(values.reshape(len(column), dim), dtype=np.float32)

@@ -27,6 +27,7 @@ credentials and ``--s3_endpoint_url``-style options work as in the pipeline.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import glob
 import json
 import os
@@ -46,9 +47,12 @@ __all__ = [
     "ERRORS_DIR",
     "MANIFEST_DIR",
     "PartFile",
+    "Output",
+    "open_output",
     "normalize_path",
     "is_local",
     "join",
+    "set_filesystem_options",
     "exists",
     "open_binary",
     "list_files",
@@ -66,6 +70,7 @@ __all__ = [
     "read_errors",
     "read_provenance",
     "provenances",
+    "is_vector_type",
     "embedding_column",
     "embedding_matrix",
 ]
@@ -119,6 +124,15 @@ def join(base: str, *names: str) -> str:
 def _filesystems():
   from apache_beam.io.filesystems import FileSystems  # Lazy: local reads need no Beam.
   return FileSystems
+
+
+def set_filesystem_options(flags: Sequence[str]) -> None:
+  """Beam options for reading remote outputs (``--s3_endpoint_url=...``, ``--project=...``):
+  passed to ``FileSystems.set_options``. No flags: nothing to set (Beam is not imported)."""
+  if not flags:
+    return
+  from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+  _filesystems().set_options(PipelineOptions(list(flags)))
 
 
 def exists(path: str) -> bool:
@@ -180,7 +194,8 @@ def read_run_json(output: str) -> dict:
   return record
 
 
-def committed_run_ids(output: str, run_record: dict | None = None) -> frozenset[str]:
+def committed_run_ids(output: str, run_record: dict | None = None,
+                      manifest_names: Iterable[str] | None = None) -> frozenset[str]:
   """The run ids whose part files are complete: the one function that decides.
 
   - ``run.json``'s ``committed_run_ids`` (a list), when it has one (incremental runs that
@@ -188,6 +203,9 @@ def committed_run_ids(output: str, run_record: dict | None = None) -> frozenset[
   - else its ``run_id``, plus the runs that committed an incremental-run manifest
     (``<output>/_manifest/run-<run_id>.jsonl``: ``--skip_existing`` keeps those runs'
     part files, and a run writes its manifest only after its job succeeded).
+
+  ``run_record`` and ``manifest_names`` (file names in ``_manifest/``) are read from
+  ``output`` when not given.
   """
   record = run_record if run_record is not None else read_run_json(output)
   named = record.get("committed_run_ids")
@@ -196,40 +214,107 @@ def committed_run_ids(output: str, run_record: dict | None = None) -> frozenset[
       raise ConfigError(f"expected run.json's committed_run_ids in {output!r} to be a list of "
                         f"strings, found {named!r}")
     return frozenset(named)
+  if manifest_names is None:
+    manifest_names = [_basename(p) for p, _ in
+                      list_files(join(normalize_path(output), MANIFEST_DIR, "run-*.jsonl"))]
   ids = {record["run_id"]}
-  for path, _ in list_files(join(normalize_path(output), MANIFEST_DIR, "run-*.jsonl")):
-    match = _MANIFEST_RE.match(_basename(path))
+  for name in manifest_names:
+    match = _MANIFEST_RE.match(name)
     if match:
       ids.add(match.group("run_id"))
   return frozenset(ids)
 
 
-def output_dirs(path: str) -> list[str]:
-  """``path`` itself when it holds ``run.json``; else its ``dt=*`` partitions that do
-  (sorted). ConfigError when it is neither."""
+def _list_tree(path: str) -> list[tuple[str, int]]:
+  """Every file below ``path``: ``[(relative path with '/', size_bytes)]``, sorted. One
+  listing request on gs:// / s3://."""
+  found = []
+  if is_local(path):
+    for root, _, names in os.walk(path):
+      for name in names:
+        full = os.path.join(root, name)
+        try:
+          found.append((os.path.relpath(full, path).replace(os.sep, "/"), os.path.getsize(full)))
+        except OSError:  # removed while listing (a run finishing)
+          continue
+  else:
+    prefix = path.rstrip("/") + "/"
+    found = [(p[len(prefix):], size) for p, size in list_files(prefix + "**") if p.startswith(prefix)]
+  return sorted(found)
+
+
+def _glob_match(relative: str, pattern: str) -> bool:
+  """``fnmatch`` per ``/``-separated component (``*`` never crosses a folder)."""
+  names, patterns = relative.split("/"), pattern.split("/")
+  return len(names) == len(patterns) and all(
+      fnmatch.fnmatchcase(n, p) for n, p in zip(names, patterns))
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+  """An output resolved once: ``dirs`` (itself, or its ``dt=`` partitions, relative to
+  ``path``: ``""`` or ``"dt=2026-03-04"``), each one's ``run.json`` record and committed
+  run ids, and the listing of every file below ``path``. Readers accept an ``Output`` or a
+  path (resolved on each call: pass an ``Output`` to save round trips on gs:// / s3://)."""
+
+  path: str
+  dirs: tuple[str, ...]
+  run_records: dict[str, dict]
+  committed: dict[str, frozenset[str]]
+  files: tuple[tuple[str, int], ...]
+
+  def full_path(self, directory: str, *names: str) -> str:
+    return join(self.path, *[n for n in (*directory.split("/"), *names) if n])
+
+  def matching(self, directory: str, pattern: str) -> list[tuple[str, int]]:
+    """Files of ``directory`` matching ``pattern`` (relative to it) -> [(full path, size)]."""
+    prefix = f"{directory}/" if directory else ""
+    return [(self.full_path(directory, rel[len(prefix):]), size) for rel, size in self.files
+            if rel.startswith(prefix) and _glob_match(rel[len(prefix):], pattern)]
+
+
+def open_output(path: str | Output) -> Output:
+  """Resolves ``path``: an output directory (with ``run.json``) or a folder of ``dt=*``
+  partitions that have one. ConfigError when it is neither."""
+  if isinstance(path, Output):
+    return path
   path = normalize_path(path)
-  if exists(join(path, RUN_JSON)):
-    return [path]
-  partitions = sorted(_dirname(p) for p, _ in list_files(join(path, _PARTITION_GLOB, RUN_JSON)))
-  if partitions:
-    return partitions
-  read_run_json(path)  # raises the explanatory ConfigError
-  raise AssertionError("unreachable")
+  files = tuple(_list_tree(path))
+  names = {rel for rel, _ in files}
+  if RUN_JSON in names:
+    dirs: tuple[str, ...] = ("",)
+  else:
+    dirs = tuple(sorted(rel.split("/")[0] for rel in names
+                        if _glob_match(rel, f"{_PARTITION_GLOB}/{RUN_JSON}")))
+    if not dirs:
+      read_run_json(path)  # raises the explanatory ConfigError
+  records, committed = {}, {}
+  for directory in dirs:
+    full = join(path, directory) if directory else path
+    records[directory] = read_run_json(full)
+    prefix = f"{directory}/" if directory else ""
+    manifests = [rel.rsplit("/", 1)[-1] for rel in names
+                 if rel.startswith(prefix) and _glob_match(rel[len(prefix):], f"{MANIFEST_DIR}/*")]
+    committed[directory] = committed_run_ids(full, records[directory], manifests)
+  return Output(path, dirs, records, committed, files)
+
+
+def output_dirs(path: str | Output) -> list[str]:
+  """The output directories ``path`` stands for: itself when it holds ``run.json``, else
+  its ``dt=*`` partitions (sorted, full paths)."""
+  out = open_output(path)
+  return [out.full_path(d) for d in out.dirs]
 
 
 # --- part files ---------------------------------------------------------------------------------
 
-def _all_parts(output: str, subdir: str = "*") -> list[PartFile]:
-  """Every ``part-*`` file under ``output/<subdir>/`` and ``output/*/<subdir>/``."""
+def _all_parts(output: str) -> list[PartFile]:
+  """Every ``part-*`` file in ``output/*/`` and ``output/*/*/`` (no run.json needed)."""
   found = []
-  patterns = [join(output, subdir, "part-*")]
-  if subdir == "*":
-    patterns.append(join(output, "*", "*", "part-*"))
-  for pattern in patterns:
-    for path, size in list_files(pattern):
-      run_id = parse_part_name(path)
-      if run_id is not None:
-        found.append(PartFile(path, size, run_id, output))
+  for rel, size in _list_tree(output):
+    run_id = parse_part_name(rel)
+    if run_id is not None and rel.count("/") in (1, 2):
+      found.append(PartFile(join(output, *rel.split("/")), size, run_id, output))
   return found
 
 
@@ -241,39 +326,47 @@ def _subdir(model: str | None, kind: str) -> str:
   return f"{model}/{kind}"
 
 
-def models(path: str) -> list[str]:
+def models(path: str | Output) -> list[str]:
   """Models with committed ``clips`` or ``frames`` in the output (or its partitions), sorted."""
+  out = open_output(path)
   names = set()
-  for output in output_dirs(path):
-    ids = committed_run_ids(output)
-    for kind in ("clips", "frames"):
-      for part_path, _ in list_files(join(output, "*", kind, "part-*.parquet")):
-        if parse_part_name(part_path) in ids:
-          names.add(_basename(_dirname(_dirname(part_path))))
+  for directory in out.dirs:
+    prefix = f"{directory}/" if directory else ""
+    for rel, _ in out.files:
+      if not rel.startswith(prefix):
+        continue
+      rel = rel[len(prefix):]
+      if (_glob_match(rel, "*/clips/part-*.parquet") or _glob_match(rel, "*/frames/part-*.parquet")) \
+          and parse_part_name(rel) in out.committed[directory]:
+        names.add(rel.split("/")[0])
   return sorted(names - _NOT_MODELS)
 
 
-def part_files(path: str, model: str | None, kind: str) -> list[PartFile]:
+def part_files(path: str | Output, model: str | None, kind: str) -> list[PartFile]:
   """Committed Parquet part files of ``<output>/<model>/<kind>/`` (``model=None``: the
   top-level ``<output>/<kind>/``, e.g. ``errors``), over every partition, sorted by path."""
+  out = open_output(path)
   subdir = _subdir(model, kind)
   parts = []
-  for output in output_dirs(path):
-    ids = committed_run_ids(output)
-    for part_path, size in list_files(join(output, *subdir.split("/"), "part-*.parquet")):
+  for directory in out.dirs:
+    for part_path, size in out.matching(directory, f"{subdir}/part-*.parquet"):
       run_id = parse_part_name(part_path)
-      if run_id in ids:
-        parts.append(PartFile(part_path, size, run_id, output))
+      if run_id in out.committed[directory]:
+        parts.append(PartFile(part_path, size, run_id, out.full_path(directory)))
   return parts
 
 
-def uncommitted_part_files(path: str) -> list[PartFile]:
+def uncommitted_part_files(path: str | Output) -> list[PartFile]:
   """Part files (any subdir) whose run id ``run.json`` does not name: runs in progress,
   killed, or leftovers the next successful run removes."""
+  out = open_output(path)
   leftovers = []
-  for output in output_dirs(path):
-    ids = committed_run_ids(output)
-    leftovers += [p for p in _all_parts(output) if p.run_id not in ids]
+  for directory in out.dirs:
+    for pattern in ("*/part-*", "*/*/part-*"):
+      for part_path, size in out.matching(directory, pattern):
+        run_id = parse_part_name(part_path)
+        if run_id is not None and run_id not in out.committed[directory]:
+          leftovers.append(PartFile(part_path, size, run_id, out.full_path(directory)))
   return sorted(leftovers, key=lambda p: p.path)
 
 
@@ -298,22 +391,22 @@ def read_parts(parts: Iterable[PartFile], columns: Sequence[str] | None = None) 
   return pa.concat_tables(tables, promote_options="permissive")
 
 
-def read_clips(path: str, model: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read_clips(path: str | Output, model: str, columns: Sequence[str] | None = None) -> pa.Table:
   """``<output>/<model>/clips`` (committed rows): one row per embedded file."""
   return read_parts(part_files(path, model, "clips"), columns)
 
 
-def read_frames(path: str, model: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read_frames(path: str | Output, model: str, columns: Sequence[str] | None = None) -> pa.Table:
   """``<output>/<model>/frames`` (committed rows): one row per model input window."""
   return read_parts(part_files(path, model, "frames"), columns)
 
 
-def read_labels(path: str, model: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read_labels(path: str | Output, model: str, columns: Sequence[str] | None = None) -> pa.Table:
   """``<output>/<model>/labels`` (committed rows), e.g. CLAP's zero-shot labels."""
   return read_parts(part_files(path, model, "labels"), columns)
 
 
-def read_errors(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read_errors(path: str | Output, columns: Sequence[str] | None = None) -> pa.Table:
   """``<output>/errors`` (committed rows): one row per (input, model) without embedding."""
   return read_parts(part_files(path, None, ERRORS_DIR), columns)
 
@@ -332,7 +425,7 @@ def read_provenance(path: str) -> dict | None:
                       f"{PROVENANCE_KEY.decode()!r}, found unreadable bytes") from None
 
 
-def provenances(path: str, model: str | None, kind: str = "clips") -> dict[str, dict]:
+def provenances(path: str | Output, model: str | None, kind: str = "clips") -> dict[str, dict]:
   """``{run_id: provenance}`` of the committed parts of ``<model>/<kind>`` (one footer read
   per run); a part without provenance maps to ``{}``."""
   out: dict[str, dict] = {}
@@ -344,7 +437,8 @@ def provenances(path: str, model: str | None, kind: str = "clips") -> dict[str, 
 
 # --- embeddings ----------------------------------------------------------------------------------
 
-def _is_float_vector(type_: pa.DataType) -> bool:
+def is_vector_type(type_: pa.DataType) -> bool:
+  """A list (fixed-size or not) of numbers: an embedding-like column."""
   return ((pa.types.is_fixed_size_list(type_) or pa.types.is_list(type_)
            or pa.types.is_large_list(type_))
           and (pa.types.is_floating(type_.value_type) or pa.types.is_integer(type_.value_type)))
@@ -360,7 +454,7 @@ def embedding_column(schema: pa.Schema, provenance: dict | None = None) -> str:
   named = (provenance or {}).get("embedding_column")
   if isinstance(named, str) and named in names:
     return named
-  vectors = [f.name for f in schema if _is_float_vector(f.type)
+  vectors = [f.name for f in schema if is_vector_type(f.type)
              and pa.types.is_floating(f.type.value_type)]
   if len(vectors) == 1:
     return vectors[0]
@@ -377,7 +471,7 @@ def embedding_matrix(column: pa.ChunkedArray | pa.Array, what: str = "embedding"
   """
   if isinstance(column, pa.ChunkedArray):
     column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-  if not _is_float_vector(column.type):
+  if not is_vector_type(column.type):
     raise InputError(f"expected {what} to be a list of numbers per row, found {column.type}",
                      error_type="bad_embedding")
   if column.null_count:

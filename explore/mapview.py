@@ -412,7 +412,8 @@ def figure(data: MapData):
   fig.update_layout(
       template="plotly_white", hovermode="closest", dragmode="zoom",
       margin=dict(l=10, r=10, t=10, b=10), showlegend=len(traces) > 1,
-      legend=dict(title=dict(text=data.color_by or ""), itemsizing="constant"),
+      legend=dict(title=dict(text=data.color_by or ""), itemsizing="constant", y=0.94,
+                  yanchor="top"),  # below the mode bar
       xaxis=dict(showticklabels=False, zeroline=False, title=None),
       yaxis=dict(showticklabels=False, zeroline=False, title=None),
       hoverlabel=dict(align="left"), uirevision="audiobeam")

@@ -15,6 +15,7 @@ what makes it repeatable).
 from __future__ import annotations
 
 import hashlib
+import sys
 import warnings
 from typing import Sequence
 
@@ -34,6 +35,7 @@ _UMAP_NEIGHBORS = 15
 _UMAP_MIN_DIST = 0.1
 _TSNE_PERPLEXITY = 30.0
 _TSNE_THREADED_FROM = 10_000
+_PARAMETRIC_UMAP = "umap.parametric_umap"
 _MIN_POINTS = {"umap": 4, "tsne": 4, "pca": 1}
 
 
@@ -73,10 +75,24 @@ def _pca(x: np.ndarray) -> np.ndarray:
   return points
 
 
+def _import_umap():
+  """``import umap`` without its optional ``ParametricUMAP``, which imports TensorFlow
+  (7-25 s here) and which the map never uses: umap-learn skips it when that import fails."""
+  if "umap" in sys.modules:
+    return sys.modules["umap"]
+  sys.modules[_PARAMETRIC_UMAP] = None  # makes `from .parametric_umap import ...` fail
+  try:
+    import umap  # pylint: disable=import-outside-toplevel
+  finally:
+    if sys.modules.get(_PARAMETRIC_UMAP, 0) is None:
+      del sys.modules[_PARAMETRIC_UMAP]  # a later explicit import works as usual
+  return umap
+
+
 def _umap(x: np.ndarray, seed: int) -> np.ndarray:
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # "n_jobs overridden to 1 by setting random_state": wanted.
-    import umap  # pylint: disable=import-outside-toplevel  # slow import (numba, TF probe)
+    umap = _import_umap()
     reducer = umap.UMAP(n_components=2, n_neighbors=min(_UMAP_NEIGHBORS, x.shape[0] - 1),
                         min_dist=_UMAP_MIN_DIST, metric="cosine", random_state=int(seed),
                         n_jobs=1)

@@ -35,6 +35,7 @@ __all__ = [
     "synthetic_provenance",
     "write_synthetic_output",
     "write_table",
+    "write_run_json",
 ]
 
 FOLDER_LABELS = {
@@ -270,6 +271,18 @@ def write_synthetic_output(output: str, *, n_clips: int = 40,
     }), os.path.join(output, model, "clips"), LEFTOVER_RUN_ID,
         synthetic_provenance(model, LEFTOVER_RUN_ID), 1)
 
+  write_run_json(output, run_id, models, provenance_by_model, root=root,
+                 counts={"files_matched": n + n_errors, "files_embedded": n, "errors": len(rows)})
+  return SyntheticOutput(output=output, run_id=run_id, models=tuple(models), uris=uris,
+                         folders=clip_folders, clip_embeddings=clip_embeddings,
+                         frame_counts=frame_counts, error_uris=error_uris,
+                         leftover_uris=leftover_uris)
+
+
+def write_run_json(output: str, run_id: str, models: Sequence[str],
+                   provenance_by_model: dict[str, dict], *, root: str = "/data/audio",
+                   counts: dict | None = None) -> str:
+  """``<output>/run.json`` naming ``run_id`` as the committed run; returns its path."""
   record = {
       "kind": "audiobeam.run",
       "run_id": run_id,
@@ -278,12 +291,10 @@ def write_synthetic_output(output: str, *, n_clips: int = 40,
       "config": {"model": list(models), "input": [f"{root}/**"], "output": output,
                  "format": ["parquet"], "pooling": "mean"},
       "provenance": provenance_by_model,
-      "counts": {"files_matched": n + n_errors, "files_embedded": n, "errors": len(rows)},
+      "counts": counts or {},
       "note": "SYNTHETIC: written by explore.testing, not by the pipeline",
   }
-  with open(os.path.join(output, RUN_JSON), "w", encoding="utf-8") as f:
+  path = os.path.join(output, RUN_JSON)
+  with open(path, "w", encoding="utf-8") as f:
     json.dump(record, f, indent=2, sort_keys=True)
-  return SyntheticOutput(output=output, run_id=run_id, models=tuple(models), uris=uris,
-                         folders=clip_folders, clip_embeddings=clip_embeddings,
-                         frame_counts=frame_counts, error_uris=error_uris,
-                         leftover_uris=leftover_uris)
+  return path

@@ -62,6 +62,7 @@ __all__ = [
     "output_dirs",
     "models",
     "part_files",
+    "committed_paths",
     "uncommitted_part_files",
     "read_parts",
     "read_clips",
@@ -354,6 +355,12 @@ def part_files(path: str | Output, model: str | None, kind: str) -> list[PartFil
       if run_id in out.committed[directory]:
         parts.append(PartFile(part_path, size, run_id, out.full_path(directory)))
   return parts
+
+
+def committed_paths(path: str | Output, model: str | None, kind: str) -> list[str]:
+  """The paths of ``part_files`` (for ``pandas.read_parquet``, ``polars.read_parquet``,
+  DuckDB's ``read_parquet([...])``): the committed files only."""
+  return [p.path for p in part_files(path, model, kind)]
 
 
 def uncommitted_part_files(path: str | Output) -> list[PartFile]:

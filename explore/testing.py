@@ -181,6 +181,7 @@ def write_synthetic_output(output: str, *, n_clips: int = 40,
   os.makedirs(output, exist_ok=True)
   provenance_overrides = provenance_overrides or {}
   provenance_by_model, clip_embeddings = {}, {}
+  first_clips = None
   for model in models:
     dim = dims[model]
     prov = synthetic_provenance(model, run_id, **provenance_overrides.get(model, {}))
@@ -230,7 +231,10 @@ def write_synthetic_output(output: str, *, n_clips: int = 40,
         "settings_sha256": pa.array([prov["settings_sha256"]] * n, pa.string()),
         "run_id": pa.array([run_id] * n, pa.string()),
     }
-    write_table(pa.table(columns), os.path.join(output, model, "clips"), run_id, prov, num_shards)
+    clips_table = pa.table(columns)
+    if model == models[0]:
+      first_clips = clips_table
+    write_table(clips_table, os.path.join(output, model, "clips"), run_id, prov, num_shards)
     if model == "clap" and write_labels:
       labels = [FOLDER_LABELS.get(f, ("Unknown", "Noise", "Silence")) for f in clip_folders]
       write_table(pa.table({
@@ -260,16 +264,16 @@ def write_synthetic_output(output: str, *, n_clips: int = 40,
     }), os.path.join(output, "errors"), run_id, {"run_id": run_id, "models": list(models)}, 1)
 
   leftover_uris = []
-  if leftover and models:  # a killed run: part files under a run id run.json does not name
+  if leftover and models:  # a killed run: complete part files under a run id run.json does not name
     model = models[0]
     leftover_uris = [f"{root.rstrip('/')}/uncommitted/left_{i}.wav" for i in range(2)]
-    dim = dims[model]
-    write_table(pa.table({
-        "uri": pa.array(leftover_uris, pa.string()),
-        "duration_seconds": pa.array([2.0, 2.0], pa.float64()),
-        "embedding": _fsl(np.ones((2, dim), np.float32), pa.float32()),
-    }), os.path.join(output, model, "clips"), LEFTOVER_RUN_ID,
-        synthetic_provenance(model, LEFTOVER_RUN_ID), 1)
+    clips = first_clips.slice(0, 2)
+    clips = clips.set_column(clips.schema.get_field_index("uri"), "uri",
+                             pa.array(leftover_uris, pa.string()))
+    clips = clips.set_column(clips.schema.get_field_index("run_id"), "run_id",
+                             pa.array([LEFTOVER_RUN_ID] * 2, pa.string()))
+    write_table(clips, os.path.join(output, model, "clips"), LEFTOVER_RUN_ID,
+                synthetic_provenance(model, LEFTOVER_RUN_ID), 1)
 
   write_run_json(output, run_id, models, provenance_by_model, root=root,
                  counts={"files_matched": n + n_errors, "files_embedded": n, "errors": len(rows)})

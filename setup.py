@@ -20,12 +20,29 @@ REQUIRED = [
     "pyyaml>=6.0,<7",
 ]
 
+# Seeing and using outputs (python -m pipelines.map / search / inspect, explore.sql):
+# the map (plotly; kaleido renders --png with a local Chromium), projections, DuckDB with
+# the offline HNSW extension wheel, dataframes.
+EXPLORE = [
+    "plotly==7.1.0",
+    "kaleido==1.5.0",
+    "umap-learn==0.5.12",
+    "scikit-learn==1.9.1",
+    "duckdb==1.5.5",
+    "duckdb-extension-vss==1.5.5",
+    "polars==2.1.0",
+    "pandas==3.1.1",
+]
+
 EXTRAS = {
+    "explore": EXPLORE,
     "test": [
         "pytest>=8,<10",
         "hypothesis>=6.100,<7",
         "gcp-storage-emulator==2026.7.19",
         "moto[server]>=5.2,<6",
+        "selenium==4.51.0",  # the map's browser test (drives Debian's chromium + chromedriver)
+        *EXPLORE,
     ],
 }
 
@@ -36,7 +53,7 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=[
         "audiobeam", "audiobeam.*", "vggish", "vggish.*", "models", "models.*", "transforms",
-        "transforms.*", "pipelines", "pipelines.*"]),
+        "transforms.*", "pipelines", "pipelines.*", "explore", "explore.*"]),
     package_data={"": ["*.yaml"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,

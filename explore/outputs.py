@@ -45,6 +45,7 @@ __all__ = [
     "RUN_JSON",
     "PROVENANCE_KEY",
     "ERRORS_DIR",
+    "LEGACY_MODEL",
     "MANIFEST_DIR",
     "PartFile",
     "Output",
@@ -79,6 +80,10 @@ __all__ = [
 RUN_JSON = "run.json"
 PROVENANCE_KEY = b"audiobeam.provenance"
 ERRORS_DIR = "errors"
+LEGACY_MODEL = "vggish"
+"""Outputs of the VGGish-only pipeline (before ``--model``) hold VGGish's ``clips/``,
+``frames/``, ``tfrecord/`` at the top instead of under ``vggish/``; they read as model
+``vggish``."""
 MANIFEST_DIR = "_manifest"
 _PARTITION_GLOB = "dt=*"
 _NOT_MODELS = frozenset({ERRORS_DIR, MANIFEST_DIR})
@@ -263,6 +268,17 @@ class Output:
   run_records: dict[str, dict]
   committed: dict[str, frozenset[str]]
   files: tuple[tuple[str, int], ...]
+  legacy_dirs: frozenset[str] = frozenset()
+
+  def model_prefix(self, directory: str, model: str) -> str:
+    """Where ``model``'s tables live in ``directory``, relative to it: ``"<model>/"``, or
+    ``""`` for VGGish in the VGGish-only layout (``clips/`` at the top, see ``LEGACY_MODEL``)."""
+    return "" if model == LEGACY_MODEL and directory in self.legacy_dirs else f"{model}/"
+
+  def relative_files(self, directory: str) -> list[tuple[str, int]]:
+    """``files`` below ``directory``, relative to it."""
+    prefix = f"{directory}/" if directory else ""
+    return [(rel[len(prefix):], size) for rel, size in self.files if rel.startswith(prefix)]
 
   def full_path(self, directory: str, *names: str) -> str:
     return join(self.path, *[n for n in (*directory.split("/"), *names) if n])
@@ -297,7 +313,10 @@ def open_output(path: str | Output) -> Output:
     manifests = [rel.rsplit("/", 1)[-1] for rel in names
                  if rel.startswith(prefix) and _glob_match(rel[len(prefix):], f"{MANIFEST_DIR}/*")]
     committed[directory] = committed_run_ids(full, records[directory], manifests)
-  return Output(path, dirs, records, committed, files)
+  legacy = frozenset(d for d in dirs if any(
+      _glob_match(rel[len(f"{d}/" if d else ""):], "clips/part-*.parquet")
+      for rel in names if rel.startswith(f"{d}/" if d else "")))
+  return Output(path, dirs, records, committed, files, legacy)
 
 
 def output_dirs(path: str | Output) -> list[str]:
@@ -332,14 +351,14 @@ def models(path: str | Output) -> list[str]:
   out = open_output(path)
   names = set()
   for directory in out.dirs:
-    prefix = f"{directory}/" if directory else ""
-    for rel, _ in out.files:
-      if not rel.startswith(prefix):
+    for rel, _ in out.relative_files(directory):
+      if parse_part_name(rel) not in out.committed[directory]:
         continue
-      rel = rel[len(prefix):]
-      if (_glob_match(rel, "*/clips/part-*.parquet") or _glob_match(rel, "*/frames/part-*.parquet")) \
-          and parse_part_name(rel) in out.committed[directory]:
+      if _glob_match(rel, "*/clips/part-*.parquet") or _glob_match(rel, "*/frames/part-*.parquet"):
         names.add(rel.split("/")[0])
+      elif directory in out.legacy_dirs and (_glob_match(rel, "clips/part-*.parquet")
+                                             or _glob_match(rel, "frames/part-*.parquet")):
+        names.add(LEGACY_MODEL)
   return sorted(names - _NOT_MODELS)
 
 
@@ -350,6 +369,8 @@ def part_files(path: str | Output, model: str | None, kind: str) -> list[PartFil
   subdir = _subdir(model, kind)
   parts = []
   for directory in out.dirs:
+    if model is not None:
+      subdir = out.model_prefix(directory, model) + kind
     for part_path, size in out.matching(directory, f"{subdir}/part-*.parquet"):
       run_id = parse_part_name(part_path)
       if run_id in out.committed[directory]:

@@ -83,9 +83,13 @@ def connect(path: str | outputs.Output, database: str = ":memory:"):
   con = duckdb.connect(database)
   con.execute(COMMITTED_RUNS_MACRO)
   for model in outputs.models(out):
-    kinds = sorted({rel.split("/")[-2] for rel, _ in out.files
-                    if rel.split("/")[-3:-2] == [model] and rel.endswith(".parquet")})
-    for kind in kinds:
+    kinds = set()
+    for directory in out.dirs:
+      prefix = out.model_prefix(directory, model)
+      kinds |= {rel[len(prefix):].split("/")[0] for rel, _ in out.relative_files(directory)
+                if rel.startswith(prefix) and rel[len(prefix):].count("/") == 1
+                and rel.endswith(".parquet")}
+    for kind in sorted(kinds - {outputs.ERRORS_DIR}):
       parts = outputs.part_files(out, model, kind)
       if parts:
         con.execute(f"CREATE VIEW {_quote_identifier(f'{model}_{kind}')} AS {_select(parts)}")

@@ -36,11 +36,12 @@ def _model_record(out: outputs.Output, directory: str, model: str,
   counts: dict[str, int] = {}
   extras: dict[str, dict[str, int]] = {}
   runs: dict[str, dict] = {}
-  prefix = f"{directory}/{model}/" if directory else f"{model}/"
-  subdirs = sorted({rel[len(prefix):].split("/")[0] for rel, _ in out.files
-                    if rel.startswith(prefix) and rel[len(prefix):].count("/") == 1})
+  prefix = out.model_prefix(directory, model)
+  subdirs = sorted({rel[len(prefix):].split("/")[0] for rel, _ in out.relative_files(directory)
+                    if rel.startswith(prefix) and rel[len(prefix):].count("/") == 1
+                    and outputs.parse_part_name(rel) is not None} - {outputs.ERRORS_DIR})
   for kind in subdirs:
-    files = out.matching(directory, f"{model}/{kind}/part-*")
+    files = out.matching(directory, f"{prefix}{kind}/part-*")
     parts = [outputs.PartFile(p, size, run, out.full_path(directory)) for p, size in files
              for run in [outputs.parse_part_name(p)] if run in committed]
     parquet = [p for p in parts if p.path.endswith(".parquet")]
@@ -86,10 +87,12 @@ def describe(path: str | outputs.Output) -> dict[str, Any]:
     errors: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     if errors_table.num_rows:
       models_column = (errors_table["model"].to_pylist() if "model" in errors_table.column_names
-                       else [None] * errors_table.num_rows)
+                       else [outputs.LEGACY_MODEL if directory in out.legacy_dirs else None]
+                       * errors_table.num_rows)
       for model, error_type in zip(models_column, errors_table["error_type"].to_pylist()):
         errors[model][error_type] += 1
-    single = outputs.Output(out.path, (directory,), out.run_records, out.committed, out.files)
+    single = outputs.Output(out.path, (directory,), out.run_records, out.committed, out.files,
+                            out.legacy_dirs)
     names = outputs.models(single)
     partitions.append({
         "output": full,

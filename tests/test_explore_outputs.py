@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from audiobeam.errors import ConfigError, InputError
+from cloud_emulators import s3_emulator  # noqa: F401  (fixture)
 from explore import outputs
 from explore.testing import LEFTOVER_RUN_ID, write_synthetic_output, write_table
 
@@ -159,4 +160,31 @@ def test_reads_s3_output_through_beam_filesystems(s3_emulator, synthetic):
   assert outputs.provenances(remote, "vggish") == outputs.provenances(synthetic.output, "vggish")
 
 
-from cloud_emulators import s3_emulator  # noqa: E402,F401  (fixture)
+def test_vggish_only_layout_reads_as_model_vggish(tmp_path):
+  """The VGGish-only pipeline's layout (clips/, frames/, tfrecord/, errors/ at the top,
+  errors without a model column): read as model ``vggish`` by every reader."""
+  from explore import sql, summary
+  from explore.testing import synthetic_provenance, write_run_json
+
+  out = str(tmp_path / "legacy")
+  run_id = "20261121T154003Z-76ed42"
+  provenance = synthetic_provenance("vggish", run_id)
+  vectors = np.random.default_rng(0).standard_normal((3, 128)).astype(np.float32)
+  uris = [f"/data/a{i}.wav" for i in range(3)]
+  write_table(pa.table({"uri": uris, "run_id": [run_id] * 3,
+                        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 128)}),
+              os.path.join(out, "clips"), run_id, provenance)
+  write_table(pa.table({"uri": uris, "frame_index": pa.array([0, 0, 0], pa.int32()),
+                        "raw_embedding": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), 128)}),
+              os.path.join(out, "frames"), run_id, provenance)
+  write_table(pa.table({"uri": ["/data/short.wav"], "stage": ["frontend"], "error_type": ["too_short"],
+                        "run_id": [run_id]}), os.path.join(out, "errors"), run_id, provenance)
+  write_run_json(out, run_id, ["vggish"], {"vggish": provenance})
+  assert outputs.models(out) == ["vggish"]
+  assert outputs.read_clips(out, "vggish")["uri"].to_pylist() == uris
+  assert outputs.read_frames(out, "vggish").num_rows == 3
+  record = summary.describe(out)["partitions"][0]["models"]["vggish"]
+  assert (record["clips"], record["frames"], record["errors_by_type"]) == (3, 3, {"too_short": 1})
+  con = sql.connect(out)
+  assert con.sql("SELECT count(*) FROM vggish_clips").fetchone() == (3,)
+  assert con.sql("SELECT count(*) FROM errors").fetchone() == (1,)

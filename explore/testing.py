@@ -167,7 +167,8 @@ def write_synthetic_output(output: str, *, n_clips: int = 40,
   uris.sort()
   n = len(uris)
   clip_folders = [u.rsplit("/", 2)[-2] if u.count("/") >= 2 else "" for u in uris]
-  folder_ids = np.array([sorted(set(clip_folders)).index(f) for f in clip_folders])
+  folder_index = {f: i for i, f in enumerate(sorted(set(clip_folders)))}
+  folder_ids = np.array([folder_index[f] for f in clip_folders])
   durations = np.round(rng.uniform(1.0, 12.0, size=n), 3)
   frame_counts = [max(1, int((d - _WINDOW_SECONDS) // _HOP_SECONDS) + 1) for d in durations]
   containers = np.array(["wav", "flac", "ogg", "mp3"])[rng.integers(0, 4, size=n)]

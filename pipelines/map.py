@@ -6,7 +6,8 @@
 
 Each point is a clip (its pooled embedding projected to 2-D); hover shows uri, duration and
 top labels; clicking plays local and http(s) clips in the page. The HTML is one file with
-plotly.js inlined: it opens offline. See ``explore.mapview``.
+plotly.js inlined: it opens offline. See ``explore.mapview``. Remote inputs: Beam's
+filesystem flags (``--s3_endpoint_url=...``, ``--project=...``) are passed on.
 """
 
 from __future__ import annotations
@@ -44,15 +45,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                  help="map a deterministic sample of N clips when there are more "
                       "(default %(default)s; 0 maps all)")
   p.add_argument("--seed", type=int, default=0, help="seed of the sample and the projection")
-  return p.parse_args(argv)
+  args, beam_flags = p.parse_known_args(argv)
+  unknown = [f for f in beam_flags if not f.startswith("--")]
+  if unknown:
+    p.error(f"unexpected arguments: {' '.join(unknown)}")
+  args.beam_flags = beam_flags  # e.g. --s3_endpoint_url=... for a remote --input
+  return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = parse_args(argv)
-  from explore import mapview  # pylint: disable=import-outside-toplevel
+  from explore import mapview, outputs  # pylint: disable=import-outside-toplevel
 
   started = time.monotonic()
   try:
+    outputs.set_filesystem_options(args.beam_flags)
     data = mapview.load_map_data(args.input, args.model, method=args.method,
                                  color_by=args.color_by, metadata=args.metadata,
                                  sample=args.sample, seed=args.seed)

@@ -106,7 +106,8 @@ def _label_items(value) -> list[tuple[str, float | None]]:
   return [(str(value), None)]
 
 
-def label_texts(column: pa.ChunkedArray | pa.Array | Sequence) -> list[list[tuple[str, float | None]]]:
+def label_texts(column: pa.ChunkedArray | pa.Array | Sequence
+                ) -> list[list[tuple[str, float | None]]]:
   """A label column (string, list<string>, list<struct<label, score>>) -> per row the
   ``(label, score)`` pairs, best first."""
   values = column.to_pylist() if hasattr(column, "to_pylist") else list(column)
@@ -290,8 +291,8 @@ def _resolve_color(color_by: str, *, table: pa.Table, uris: Sequence[str],
   return "number", [float("nan") if v is None else float(v) for v in values]
 
 
-def load_map_data(path: str | outputs.Output, model: str | None = None, *, method: str = DEFAULT_METHOD,
-                  color_by: str | None = None, metadata: str | None = None,
+def load_map_data(path: str | outputs.Output, model: str | None = None, *,
+                  method: str = DEFAULT_METHOD, color_by: str | None = None, metadata: str | None = None,
                   sample: int = DEFAULT_SAMPLE, seed: int = 0) -> MapData:
   """Reads, samples, labels, colours and projects a model's committed clips (see module)."""
   if sample < 0:
@@ -355,7 +356,7 @@ def _hover(data: MapData, i: int) -> str:
   if data.color is not None and data.color_by not in ("folder",):
     value = data.color[i]
     shown = f"{value:.4g}" if isinstance(value, float) else value
-    lines.append(f"{html.escape(data.color_by, quote=False)}: {html.escape(str(shown), quote=False)}")
+    lines.append(html.escape(f"{data.color_by}: {shown}", quote=False))
   return "<br>".join(lines)
 
 

@@ -87,7 +87,8 @@ LEGACY_MODEL = "vggish"
 MANIFEST_DIR = "_manifest"
 _PARTITION_GLOB = "dt=*"
 _NOT_MODELS = frozenset({ERRORS_DIR, MANIFEST_DIR})
-_PART_RE = re.compile(r"^part-(?P<run_id>.+)-(?P<shard>\d{5})-of-(?P<num_shards>\d{5})(?P<suffix>\..+)?$")
+_PART_RE = re.compile(
+    r"^part-(?P<run_id>.+)-(?P<shard>\d{5})-of-(?P<num_shards>\d{5})(?P<suffix>\..+)?$")
 _MANIFEST_RE = re.compile(r"^run-(?P<run_id>.+)\.jsonl$")
 
 
@@ -245,7 +246,8 @@ def _list_tree(path: str) -> list[tuple[str, int]]:
           continue
   else:
     prefix = path.rstrip("/") + "/"
-    found = [(p[len(prefix):], size) for p, size in list_files(prefix + "**") if p.startswith(prefix)]
+    found = [(p[len(prefix):], size) for p, size in list_files(prefix + "**")
+             if p.startswith(prefix)]
   return sorted(found)
 
 

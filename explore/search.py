@@ -153,8 +153,9 @@ class SearchIndex:
     best = best[np.lexsort((best, -scores[best]))]              # score desc, then row
     picked = self.rows.take(pa.array(best))
     uris = picked["uri"].to_pylist()
-    starts = picked["start_seconds"].to_pylist() if "start_seconds" in picked.column_names else [None] * k
-    ends = picked["end_seconds"].to_pylist() if "end_seconds" in picked.column_names else [None] * k
+    names = picked.column_names
+    starts = picked["start_seconds"].to_pylist() if "start_seconds" in names else [None] * k
+    ends = picked["end_seconds"].to_pylist() if "end_seconds" in names else [None] * k
     return [Hit(rank=i + 1, score=float(scores[row]), uri=uris[i], start_seconds=starts[i],
                 end_seconds=ends[i], row=int(row)) for i, row in enumerate(best)]
 

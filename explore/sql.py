@@ -62,7 +62,8 @@ def _select(parts: list[outputs.PartFile]) -> str:
   for field in schema:
     if pa.types.is_fixed_size_list(field.type) and field.type.value_type in _DUCKDB_TYPES:
       name = _quote_identifier(field.name)
-      casts.append(f"{name}::{_DUCKDB_TYPES[field.type.value_type]}[{field.type.list_size}] AS {name}")
+      array_type = f"{_DUCKDB_TYPES[field.type.value_type]}[{field.type.list_size}]"
+      casts.append(f"{name}::{array_type} AS {name}")
   files = ", ".join(_quote_literal(p.path) for p in parts)
   replace = f" REPLACE ({', '.join(casts)})" if casts else ""
   return f"SELECT *{replace} FROM read_parquet([{files}], union_by_name = true)"

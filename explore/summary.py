@@ -80,10 +80,10 @@ def describe(path: str | outputs.Output) -> dict[str, Any]:
   for directory in out.dirs:
     full = out.full_path(directory)
     record = out.run_records[directory]
-    errors_table = outputs.read_parts(
-        [outputs.PartFile(p, s, r, full) for p, s in out.matching(directory, "errors/part-*.parquet")
-         for r in [outputs.parse_part_name(p)] if r in out.committed[directory]],
-        ["model", "error_type"])
+    error_parts = [outputs.PartFile(p, s, r, full)
+                   for p, s in out.matching(directory, "errors/part-*.parquet")
+                   for r in [outputs.parse_part_name(p)] if r in out.committed[directory]]
+    errors_table = outputs.read_parts(error_parts, ["model", "error_type"])
     errors: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     if errors_table.num_rows:
       models_column = (errors_table["model"].to_pylist() if "model" in errors_table.column_names
@@ -145,15 +145,18 @@ def format_text(record: dict[str, Any]) -> str:
       lines.append(f"{indent}{model}: {m['clips']:,} clips, {m['frames']:,} frames, "
                    f"{m['errors']:,} errors" + (f" ({by_type})" if by_type else ""))
       for name, extra in m["extras"].items():
-        size = f"{extra['rows']:,} rows" if "rows" in extra else f"{extra['files']} files, {extra['bytes']:,} bytes"
+        size = (f"{extra['rows']:,} rows" if "rows" in extra
+                else f"{extra['files']} files, {extra['bytes']:,} bytes")
         lines.append(f"{indent}  {name}/: {size}")
       for run_id, run in m["runs"].items():
         lines.append(f"{indent}  run {run_id}: settings_sha256 {_short(run['settings_sha256'])}")
         for name, asset in sorted(run["assets"].items()):
-          lines.append(f"{indent}    {name}: {asset.get('uri')}  sha256 {_short(asset.get('sha256'))}")
+          lines.append(f"{indent}    {name}: {asset.get('uri')}  "
+                       f"sha256 {_short(asset.get('sha256'))}")
         settings = {k: v for k, v in (run["settings"] or {}).items() if not k.endswith("_sha256")}
         if settings:
-          lines.append(f"{indent}    settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+          shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+          lines.append(f"{indent}    settings: {shown}")
     if partition["errors_without_model"]:
       lines.append(f"{indent}errors of no model (matching): " + ", ".join(
           f"{k}={v}" for k, v in partition["errors_without_model"].items()))

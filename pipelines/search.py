@@ -92,7 +92,8 @@ def _choose_model(out, model: str | None, text: bool) -> str:
 
 def format_table(hits, frames: bool) -> str:
   """The ranked hits as an aligned text table."""
-  header = f"{'rank':>4}  {'score':>7}  " + (f"{'start_s':>8}  {'end_s':>8}  " if frames else "") + "uri"
+  times = f"{'start_s':>8}  {'end_s':>8}  " if frames else ""
+  header = f"{'rank':>4}  {'score':>7}  {times}uri"
   lines = [header]
   for hit in hits:
     times = (f"{hit.start_seconds:8.2f}  {hit.end_seconds:8.2f}  " if frames else "")
@@ -145,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "results": [h.to_dict() for h in hits]}, indent=1, ensure_ascii=False))
   else:
     print(format_table(hits, args.frames))
-    print(f"({model} {level}: {len(index):,} rows x {index.dim}; search {query_seconds * 1e3:.1f} ms"
+    print(f"({model} {level}: {len(index):,} rows x {index.dim}; "
+          f"search {query_seconds * 1e3:.1f} ms"
           + (f"; index built in {index.build_seconds:.1f} s" if index.built else "") + ")",
           file=sys.stderr)
   return 0

@@ -38,6 +38,7 @@ COPY vggish/ vggish/
 COPY models/ models/
 COPY transforms/ transforms/
 COPY pipelines/ pipelines/
+COPY explore/ explore/
 
 # Install audiobeam with the pins from setup.py; fail the build if that moved Beam or
 # TensorFlow away from the versions the launcher and this file expect.

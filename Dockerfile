@@ -38,6 +38,7 @@ COPY vggish/ vggish/
 COPY models/ models/
 COPY transforms/ transforms/
 COPY pipelines/ pipelines/
+COPY explore/ explore/
 
 # Install audiobeam with every model (the `models` extra: torch, transformers, safetensors;
 # PyPI's torch wheel is the CUDA build) and the pins from setup.py; fail the build if that

@@ -3,6 +3,7 @@
 #   make demo    set up .venv, embed examples/audio/* into out/ with Google's VGGish weights
 #   make test    set up .venv and .venv-airflow, run the whole test suite
 #   make bench   set up .venv, run the benchmark
+#   make map     set up .venv, write out/map.html: the interactive map of the demo output
 #
 # Every target sets up what it needs first; .venv is (re)installed only when setup.py
 # (the one dependency list) changes. `make help` lists targets and variables.
@@ -44,12 +45,17 @@ WEIGHTS_FLAGS := $(if $(CHECKPOINT),--checkpoint '$(CHECKPOINT)') $(if $(PCA_PAR
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help venv demo test airflow-venv bench examples clean distclean
+# Map: python -m pipelines.map over the demo output (MAP_ARGS=... adds flags, e.g.
+# MAP_ARGS="--method pca --color_by container --png $(DEMO_OUT)/map.png").
+MAP_ARGS ?=
+
+.PHONY: help venv demo map test airflow-venv bench examples clean distclean
 
 help:
 	@echo "audiobeam make targets:"
 	@echo "  make demo          set up $(VENV), embed $(DEMO_INPUT) into $(DEMO_OUT)/ (deleted first), print a summary"
 	@echo "                     CHECKPOINT=path PCA_PARAMS=path to use local/gs:///s3:// weights instead of downloading"
+	@echo "  make map           set up $(VENV), write $(DEMO_OUT)/map.html: the interactive map of $(DEMO_OUT)/ (run make demo first; MAP_ARGS=...)"
 	@echo "  make test          set up $(VENV) and $(AIRFLOW_VENV), run pytest on tests/ (PYTEST_ARGS=... to add flags)"
 	@echo "  make bench         set up $(VENV), run python -m bench (BENCH_ARGS=...)"
 	@echo "  make venv          create/refresh $(VENV) only (pip install -e '.[test]')"
@@ -101,6 +107,11 @@ demo: $(VENV)/.installed
 	  $(if $(CHECKPOINT),:,echo "  Offline? Fetch Google's weights elsewhere and run: make demo \
 	  CHECKPOINT=PATH/vggish_model.ckpt PCA_PARAMS=PATH/vggish_pca_params.npz (local$(,) gs:// or s3://)" >&2); \
 	  exit $$status; }
+
+map: $(VENV)/.installed
+	@test -f '$(DEMO_OUT)/run.json' || { echo "make map: no finished output in $(DEMO_OUT)/; run make demo first" >&2; exit 1; }
+	$(VENV_PY) -m pipelines.map --input '$(DEMO_OUT)' --output '$(DEMO_OUT)/map.html' $(MAP_ARGS)
+	@echo "open $(DEMO_OUT)/map.html in a browser (it works offline)"
 
 # A module that fails to import is reported (and fails the run) without hiding the
 # results of every other module.

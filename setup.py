@@ -28,12 +28,26 @@ REQUIRED = [
 TORCH = ["torch==2.13.0"]
 # Hugging Face checkpoints (CLAP, AST): transformers' models, weights from safetensors only.
 TRANSFORMERS = [*TORCH, "transformers==5.24.0", "safetensors==0.8.0"]
+# Seeing and using outputs (python -m pipelines.map / search / inspect, explore.sql):
+# the map (plotly; kaleido renders --png with a local Chromium), projections, DuckDB with
+# the offline HNSW extension wheel, dataframes.
+EXPLORE = [
+    "plotly==7.1.0",
+    "kaleido==1.5.0",
+    "umap-learn==0.5.12",
+    "scikit-learn==1.9.1",
+    "duckdb==1.5.5",
+    "duckdb-extension-vss==1.5.5",
+    "polars==2.1.0",
+    "pandas==3.1.1",
+]
 
 EXTRAS = {
     "torch": TORCH,          # --backend torch for VGGish and YAMNet
     "clap": TRANSFORMERS,    # --model clap
     "ast": TRANSFORMERS,     # --model ast
     "clmr": TORCH,           # --model clmr (our SampleCNN; torch.load(weights_only=True))
+    "explore": EXPLORE,
 }
 EXTRAS["models"] = sorted({p for name in ("torch", "clap", "ast", "clmr") for p in EXTRAS[name]})
 EXTRAS["test"] = [
@@ -41,8 +55,10 @@ EXTRAS["test"] = [
     "hypothesis>=6.100,<7",
     "gcp-storage-emulator==2026.7.19",
     "moto[server]>=5.2,<6",
-    "librosa==0.11.0",  # test oracle: CLAP's reference resampling (soxr_hq)
+    "librosa==0.11.0",   # test oracle: CLAP's reference resampling (soxr_hq)
+    "selenium==4.51.0",  # the map's browser test (drives Debian's chromium + chromedriver)
     *EXTRAS["models"],
+    *EXPLORE,
 ]
 
 setuptools.setup(
@@ -53,7 +69,7 @@ setuptools.setup(
     python_requires=">=3.11,<3.12",
     packages=setuptools.find_packages(include=[
         "audiobeam", "audiobeam.*", "vggish", "vggish.*", "models", "models.*", "transforms",
-        "transforms.*", "pipelines", "pipelines.*"]),
+        "transforms.*", "pipelines", "pipelines.*", "explore", "explore.*"]),
     package_data={"": ["*.yaml"]},
     install_requires=REQUIRED,
     extras_require=EXTRAS,

@@ -24,9 +24,8 @@ approximation; about 0.3 s per query for 1M x 512 on 2 cores (``bench/search_ben
 * ``query_vector_from_row``: the vector of a clip already in the index (``--like URI``).
 * ``query_vector_from_audio``: the query file embedded with the same model, weights and
   settings as the index (from its provenance; other weights or settings are refused).
-  VGGish goes through the library (``vggish.VGGish``); other models through their bundle
-  (``audiobeam.bundle.ModelBundle``) rebuilt from the provenance (see
-  ``bundle_from_provenance``).
+  Every model goes through its bundle, rebuilt from the provenance
+  (``bundle_from_provenance``) and run as the pipeline runs it (``audiobeam.api.Embedder``).
 * ``query_vector_from_text``: models with a text encoder (CLAP): the bundle's
   ``text_embedder(local_assets, device)`` (see ``TEXT_EMBEDDER_METHOD``); other models are
   refused with a clear error.
@@ -345,65 +344,12 @@ def _check_same_weights(provenance: Mapping[str, Any], found: Mapping[str, tuple
                      "(their URIs are in `python -m pipelines.inspect OUT`).")
 
 
-@functools.lru_cache(maxsize=2)
-def _load_vggish(checkpoint: str, pca_params: str, params, resampler: str, cache_dir: str | None):
-  """``vggish.VGGish.load``, kept for the next query of the same process (a notebook, a
-  server): loading costs seconds, a query milliseconds. Its ``assets`` hold the sha256 of
-  what was loaded, which is what the callers check."""
-  from vggish import VGGish  # pylint: disable=import-outside-toplevel
-  return VGGish.load(checkpoint=checkpoint, pca_params=pca_params, params=params,
-                     resampler=resampler, cache_dir=cache_dir)
-
-
-def _vggish_query_vector(provenance: Mapping[str, Any], audio: str,
-                         overrides: Mapping[str, str], cache_dir: str | None) -> np.ndarray:
-  """VGGish through the library: the weights, params, resampler, short-clip policy, pooling
-  and normalisation of the index's provenance -> pooled float32 [128]."""
-  from audiobeam.bundle import pool_embedding  # pylint: disable=import-outside-toplevel
-  from vggish.params import DEFAULT_PARAMS, Params  # pylint: disable=import-outside-toplevel
-
-  settings = provenance.get("settings") or {}
-  records = asset_records(provenance)
-  uris = {}
-  for name in ("checkpoint", "pca_params"):
-    uri = overrides.get(name) or (records.get(name) or {}).get("uri")
-    if not uri:
-      raise AssetError(f"expected the index's provenance to name the VGGish {name} (or "
-                       f"--{name} PATH), found neither")
-    uris[name] = uri
-  try:
-    params = Params(**settings["params"]) if "params" in settings else DEFAULT_PARAMS
-  except TypeError as error:
-    raise ConfigError(f"expected the index's VGGish params to be ones this version knows, "
-                      f"found {settings.get('params')} ({error})") from None
-  remote = any(not outputs.is_local(u) for u in uris.values())
-  model = _load_vggish(uris["checkpoint"], uris["pca_params"], params,
-                       settings.get("resampler", "kaiser_best"), cache_dir if remote else None)
-  _check_same_weights(provenance, {
-      "checkpoint": (model.assets.checkpoint_uri, model.assets.checkpoint_sha256),
-      "pca_params": (model.assets.pca_params_uri, model.assets.pca_params_sha256)}, "vggish")
-  for name in ("checkpoint", "pca_params"):  # the VGGish-only provenance keeps them in settings
-    recorded = settings.get(f"{name}_sha256")
-    actual = getattr(model.assets, f"{name}_sha256")
-    if recorded and recorded != actual:
-      raise AssetError(f"expected the query to use the index's VGGish {name} (sha256 "
-                       f"{recorded}), found sha256 {actual} at {uris[name]!r}; pass the "
-                       "index's weights")
-  embeddings = model.embed_file(audio, short_clips=settings.get("short_clips", "reference"))
-  return pool_embedding(embeddings.raw, settings.get("pooling", "mean"),
-                        settings.get("normalize", "none"))
-
-
 def bundle_from_provenance(model: str, provenance: Mapping[str, Any],
                            overrides: Mapping[str, str] = (), cache_dir: str | None = None):
-  """The model's ``ModelBundle`` configured as the index's run was, with its assets
-  resolved and checked: ``(bundle, {asset: local path})``.
-
-  Needs the provenance to record the bundle's option values (``options``) and the common
-  settings (``common``: ``audiobeam.bundle.Common`` fields); ``overrides`` replace option
-  values (e.g. a local copy of the weights). Refuses (AssetError/ConfigError) when the
-  resolved assets' sha256 or ``bundle.settings(assets)`` differ from the provenance's.
-  """
+  """The model's ``ModelBundle`` configured as the index's run was: its recorded option
+  values (``options``, ``overrides`` replacing some, e.g. a local copy of the weights)
+  and shared settings (``common``); on the CPU, caching remote weights in ``cache_dir``.
+  ConfigError when the provenance does not say (an output of an older audiobeam)."""
   from audiobeam.bundle import Common  # pylint: disable=import-outside-toplevel
   from audiobeam.registry import MODELS, bundle_class  # pylint: disable=import-outside-toplevel
 
@@ -411,11 +357,7 @@ def bundle_from_provenance(model: str, provenance: Mapping[str, Any],
     raise ConfigError(f"expected the {model} model to be registered in audiobeam.registry to "
                       f"embed a query like its clips, found only {', '.join(MODELS)} in this "
                       f"build; search {model} with --like URI meanwhile")
-  try:
-    cls = bundle_class(model)
-  except ImportError as error:
-    raise ConfigError(f"expected the {model} model package to be installed to embed a query, "
-                      f"found it missing ({error})") from None
+  cls = bundle_class(model)
   recorded_options = provenance.get("options")
   if not isinstance(recorded_options, Mapping):
     raise ConfigError(f"expected the index's provenance to record the {model} options "
@@ -426,33 +368,33 @@ def bundle_from_provenance(model: str, provenance: Mapping[str, Any],
   fields = {f.name for f in dataclasses.fields(Common)}
   common = Common(**{**{k: v for k, v in (provenance.get("common") or {}).items() if k in fields},
                      "cache_dir": cache_dir, "device": "cpu"})
-  bundle = cls(values, common)
-  assets = bundle.resolve_assets(local_runner=True)
-  _check_same_weights(provenance, {n: (a.uri, a.sha256) for n, a in assets.items()}, model)
-  if provenance.get("settings") and bundle.settings(assets) != provenance["settings"]:
+  return cls(values, common)
+
+
+@functools.lru_cache(maxsize=2)
+def _embedder(model: str, provenance_json: str, overrides_json: str, cache_dir: str | None):
+  """The model loaded as the index's run had it, kept for the next query of the same
+  process (a notebook, a server): loading costs seconds, a query milliseconds. Refuses
+  (AssetError/ConfigError) when its weights' sha256 or its settings differ from the
+  provenance's."""
+  from audiobeam.api import Embedder  # pylint: disable=import-outside-toplevel
+  provenance = json.loads(provenance_json)
+  embedder = Embedder(bundle_from_provenance(model, provenance, json.loads(overrides_json),
+                                             cache_dir))
+  _check_same_weights(provenance, {n: (a.uri, a.sha256) for n, a in embedder.assets.items()},
+                      model)
+  settings = embedder.bundle.settings(embedder.assets)
+  if provenance.get("settings") and settings != provenance["settings"]:
     raise ConfigError(f"expected the query's {model} settings to equal the index's, found "
-                      f"{bundle.settings(assets)} vs {provenance['settings']}")
-  return bundle, {name: asset.local_path for name, asset in assets.items()}
+                      f"{settings} vs {provenance['settings']}")
+  return embedder
 
 
-def _bundle_query_vector(model: str, provenance: Mapping[str, Any], audio: str,
-                         overrides: Mapping[str, str], cache_dir: str | None) -> np.ndarray:
-  """Any bundle, on the whole (short) query file: decode, mono, resample to its rate, its
-  front end, its model, its postprocessor -> its pooled ``embedding`` (what the pipeline
-  writes into clips/; by the FrontEnd contract the whole-file inputs equal the streamed ones)."""
-  from audiobeam.audio import decode_audio, to_mono  # pylint: disable=import-outside-toplevel
-  from audiobeam.resample import resample  # pylint: disable=import-outside-toplevel
-
-  bundle, local = bundle_from_provenance(model, provenance, overrides, cache_dir)
-  samples, rate_hz = decode_audio(audio)
-  mono = to_mono(samples)                                                   # [n] float64
-  signal = resample(mono, rate_hz, bundle.sample_rate_hz, bundle.resampler)  # [m] float64
-  frontend = bundle.frontend()
-  blocks = [*frontend.push(signal), *frontend.finish(mono.shape[0] / rate_hz)]
-  inputs = np.concatenate([b.inputs for b in blocks], axis=0)
-  post = bundle.load_postprocessor(local)
-  frames = post.frame_columns(bundle.load_model(local, "cpu")(inputs))
-  return np.asarray(post.clip_columns(frames, bundle.common)["embedding"], np.float32)
+def embedder_for(model: str, provenance: Mapping[str, Any], overrides: Mapping[str, str] = (),
+                 cache_dir: str | None = None):
+  """``audiobeam.api.Embedder`` for ``model`` exactly as the provenance describes it."""
+  return _embedder(model, json.dumps(provenance, sort_keys=True),
+                   json.dumps(dict(overrides), sort_keys=True), cache_dir)
 
 
 def _provenance_of(output: str | outputs.Output | SearchIndex, model: str, level: str) -> dict:
@@ -471,13 +413,12 @@ def query_vector_from_audio(output: str | outputs.Output | SearchIndex, model: s
                             cache_dir: str | None = None) -> np.ndarray:
   """The audio file ``audio`` embedded as the output's (or index's) ``model`` rows were:
   same weights and settings, read from the provenance (``overrides``: local copies of the
-  weights, by asset name) -> the pooled float32 [D]. AssetError/ConfigError when that
-  cannot be done exactly (other weights, unknown settings)."""
+  weights, by option name) -> its pooled clip embedding, float32 [D] (the pipeline's
+  computation, ``audiobeam.api.Embedder``). AssetError/ConfigError when that cannot be
+  done exactly (other weights, unknown settings)."""
   provenance = _provenance_of(output, model, level)
-  overrides = dict(overrides or {})
-  if model == "vggish":
-    return _vggish_query_vector(provenance, audio, overrides, cache_dir)
-  return _bundle_query_vector(model, provenance, audio, overrides, cache_dir)
+  embedder = embedder_for(model, provenance, overrides or {}, cache_dir)
+  return np.asarray(embedder.embed_file(audio).clip_columns["embedding"], dtype=np.float32)
 
 
 def query_vector_from_text(output: str | outputs.Output | SearchIndex, model: str, text: str, *,
@@ -496,11 +437,14 @@ def query_vector_from_text(output: str | outputs.Output | SearchIndex, model: st
   if not text or not text.strip():
     raise ConfigError("expected --text to be a non-empty description, found an empty one")
   provenance = _provenance_of(output, model, "clips")
-  bundle, local = bundle_from_provenance(model, provenance, overrides or {}, cache_dir)
+  bundle = bundle_from_provenance(model, provenance, overrides or {}, cache_dir)
   factory = getattr(bundle, TEXT_EMBEDDER_METHOD, None)
   if factory is None:
     raise ConfigError(f"expected the {model} bundle to provide {TEXT_EMBEDDER_METHOD}"
                       "(local_assets, device) for --text, found none in this version")
+  assets = bundle.resolve_assets(local_runner=True)
+  _check_same_weights(provenance, {n: (a.uri, a.sha256) for n, a in assets.items()}, model)
+  local = {name: asset.local_path for name, asset in assets.items()}
   vectors = np.asarray(factory(local, "cpu")([text]), dtype=np.float32)
   if vectors.ndim != 2 or vectors.shape[0] != 1:
     raise ConfigError(f"expected {model}'s text embedder to return [1, D], found {vectors.shape}")

@@ -445,10 +445,8 @@ def _resolve_models(config: EmbedConfig, run_id: str) -> list[_Model]:
   models = []
   for bundle in config.bundles():
     assets = bundle.resolve_assets(local_runner=local)
-    settings = bundle.settings(assets)
     models.append(_Model(bundle, assets, provenance_lib.provenance(
-        run_id=run_id, model=bundle.name, assets=assets, settings_dict=settings),
-        bundle.schema_metadata(assets)))
+        run_id=run_id, bundle=bundle, assets=assets), bundle.schema_metadata(assets)))
   return models
 
 

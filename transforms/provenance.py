@@ -11,6 +11,7 @@ same hash.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -42,18 +43,31 @@ def settings_sha256(settings_dict: dict[str, Any]) -> str:
   return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def provenance(*, run_id: str, model: str, assets: dict[str, Any],
-               settings_dict: dict[str, Any]) -> dict[str, Any]:
+def provenance(*, run_id: str, bundle, assets: dict[str, Any]) -> dict[str, Any]:
   """The provenance record of one model, written into Parquet metadata and ``run.json``.
 
-  ``assets``: asset name -> ``audiobeam.bundle.Asset`` (URIs are redacted here).
+  ``bundle``: the configured ``audiobeam.bundle.ModelBundle``; ``assets``: asset name ->
+  ``audiobeam.bundle.Asset``. Besides what made the values (``assets``, ``settings``), it
+  records the model's option values (``options``) and the shared settings (``common``), so
+  a query can be embedded the same way later (``pipelines.search --audio``). URIs are
+  redacted.
   """
+  settings_dict = bundle.settings(assets)
+  options = {}
+  for option in bundle.options:
+    value = bundle.values.get(option.name)
+    options[option.name] = redact_uri(value) if option.kind == "path" else value
+  common = dataclasses.asdict(bundle.common)
+  common.pop("cache_dir", None)  # where this machine caches; not how the values were made
   return {
       "run_id": run_id,
-      "model": model,
+      "model": bundle.name,
       "assets": {name: {"uri": redact_uri(a.uri), "sha256": a.sha256}
                  for name, a in sorted(assets.items())},
       "settings": settings_dict,
       "settings_sha256": settings_sha256(settings_dict),
+      "options": options,
+      "common": common,
+      "embedding_column": bundle.embedding_column(),
       "versions": library_versions(),
   }

@@ -232,6 +232,12 @@ class ClapBundle(ModelBundle):
     texts = label_tools.label_texts(self.labels, self.label_template)
     return ClapPostprocessor(self.labels, runner.embed_text(texts), runner.logit_scale_audio)
 
+  def text_embedder(self, local_assets: Mapping[str, str], device: str
+                    ) -> Callable[[Sequence[str]], np.ndarray]:
+    """For text -> audio search: texts -> float32 [L, 512], unit L2 norm, in the space of
+    this bundle's clip embeddings (the checkpoint's text tower and projection)."""
+    return _shared_runner(local_assets["checkpoint"], device, self.common.allow_tf32).embed_text
+
   # --- outputs --------------------------------------------------------------------------
   def frame_fields(self) -> list:
     import pyarrow as pa

@@ -50,7 +50,8 @@ def num_stft_frames(num_samples: int, params: Params = DEFAULT_PARAMS) -> int:
 
 @functools.lru_cache(maxsize=4)
 def _mel_matrix_cached(params: Params) -> np.ndarray:
-  import tensorflow as tf  # Lazy: importing models.yamnet must not import TensorFlow.
+  from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+  tf = import_tensorflow()  # Lazy: importing models.yamnet must not import TensorFlow.
 
   weights = tf.signal.linear_to_mel_weight_matrix(
       num_mel_bins=params.num_mel_bins, num_spectrogram_bins=params.num_spectrogram_bins,
@@ -68,7 +69,8 @@ def mel_matrix(params: Params = DEFAULT_PARAMS) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _log_mel_function(params: Params):
   """A tf.function float32 [n] -> float32 [F, 64] (traced once per params; thread-safe)."""
-  import tensorflow as tf
+  from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+  tf = import_tensorflow()
 
   weights = tf.constant(mel_matrix(params))                                        # [257, 64]
 
@@ -95,7 +97,8 @@ def log_mel_spectrogram(signal: np.ndarray, params: Params = DEFAULT_PARAMS) -> 
   frames = num_stft_frames(signal.shape[0], params)
   if frames == 0:
     return np.zeros((0, params.num_mel_bins), np.float32)
-  import tensorflow as tf
+  from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+  tf = import_tensorflow()
 
   signal = np.ascontiguousarray(signal, dtype=np.float32)
   return _log_mel_function(params)(tf.constant(signal)).numpy()

@@ -55,7 +55,8 @@ def tf_device(device: str = "auto") -> str | None:
   if device == "cpu":
     return "/CPU:0"
   if device == "gpu":
-    import tensorflow as tf
+    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+    tf = import_tensorflow()
 
     if not tf.config.list_physical_devices("GPU"):
       from audiobeam.errors import ConfigError
@@ -96,7 +97,8 @@ class YAMNetModel:
 
     check_weights({k: (tuple(np.shape(v)), np.asarray(v).dtype) for k, v in weights.items()},
                   params, source="weights passed to YAMNetModel")
-    import tensorflow as tf  # Lazy: importing models.yamnet must not import TensorFlow.
+    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+    tf = import_tensorflow()  # Lazy: importing models.yamnet must not import TensorFlow.
 
     _enable_gpu_memory_growth(tf)
     tf.config.experimental.enable_tensor_float_32_execution(bool(allow_tf32))

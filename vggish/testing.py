@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 from vggish import features
-from vggish.model import VARIABLE_SCOPE, VGGISH_LAYERS, variable_shapes
+from vggish.network import VARIABLE_SCOPE, VGGISH_LAYERS, variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = [

@@ -21,6 +21,9 @@ REQUIRED = [
 ]
 
 EXTRAS = {
+    # The PyTorch VGGish backend (vggish.torch_model, --backend torch); pick the CUDA
+    # build on GPU machines.
+    "torch": ["torch==2.13.0"],
     "test": [
         "pytest>=8,<10",
         "hypothesis>=6.100,<7",

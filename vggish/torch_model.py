@@ -187,7 +187,5 @@ class VGGishTorchModel:
       return np.zeros((0, self.params.embedding_size), np.float32)
     torch = self._torch
     with torch.inference_mode():
-      inputs = torch.from_numpy(np.ascontiguousarray(patches))
-      if self.device.type == "cuda":
-        inputs = inputs.pin_memory().to(self.device, non_blocking=True)
+      inputs = torch.from_numpy(np.ascontiguousarray(patches)).to(self.device)
       return self.forward(inputs).cpu().numpy()

@@ -105,3 +105,19 @@ def test_network_table_and_checkpoint_need_no_model_module():
           "print(sorted(m for m in ('vggish.model', 'vggish.torch_model') if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "[]"
+
+
+def test_tf32_is_off_unless_asked(test_vggish_model):
+  """TensorFlow's TF32 switch is process-wide: building the model turns it off."""
+  import tensorflow as tf
+
+  from vggish.model import set_tensorflow_tf32
+
+  assert test_vggish_model.tf32_enabled is False
+  assert test_vggish_model.backend == "tf"
+  try:
+    assert set_tensorflow_tf32(True) is True
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+  finally:
+    assert set_tensorflow_tf32(False) is False
+  assert not tf.config.experimental.tensor_float_32_execution_enabled()

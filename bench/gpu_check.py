@@ -449,7 +449,7 @@ def run_check(args, report: dict) -> list[str]:
 
   # 2. Workers and corpus.
   t = time.perf_counter()
-  workers = args.workers or os.cpu_count() or 1
+  workers = args.workers or len(os.sched_getaffinity(0)) or 1
   pool = _front_end_pool(workers)
   timings["start_workers"] = time.perf_counter() - t
   try:
@@ -579,7 +579,33 @@ def run_check(args, report: dict) -> list[str]:
     timings["compare_settings"] = time.perf_counter() - t
   if model.device.type == "cuda":
     report["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+  report["summary"] = _summary(report)
   return failures
+
+
+def _summary(report: dict) -> dict:
+  """The headline numbers, in one place at the top of the JSON."""
+  overall = report["parity"]["overall"]
+  fe = report["front_end"]
+  return {
+      "device": report["device"]["name"],
+      "tf32_off": not (report["tf32"]["cuda.matmul.allow_tf32"]
+                       or report["tf32"]["cudnn.allow_tf32"]),
+      "parity_ok": overall["ok"],
+      "raw_max_abs_diff": overall["raw_max_abs_diff"],
+      "uint8_identical_percent": (100 * overall["uint8_identical_fraction"]
+                                  if overall["uint8_identical_fraction"] is not None else None),
+      "parity_skipped": report["parity"]["skipped"],
+      "model_patches_per_second": {b: r["patches_per_second"]
+                                   for b, r in report["model"]["batch_sizes"].items()},
+      "end_to_end_audio_seconds_per_second": report["end_to_end"]["audio_seconds_per_second"],
+      "end_to_end_model_busy_fraction": report["end_to_end"]["model_busy_fraction"],
+      "front_end_audio_seconds_per_cpu_second_one_worker":
+          fe["one_worker"]["audio_seconds_per_cpu_second"],
+      "front_end_audio_seconds_per_second_per_worker_all_busy":
+          fe["all_workers"]["audio_seconds_per_second_per_worker"],
+      "peak_gpu_memory_bytes": report.get("peak_gpu_memory_bytes"),
+  }
 
 
 def write_reference(args) -> int:
@@ -669,7 +695,9 @@ def main(argv=None) -> int:
   t0 = time.perf_counter()
   report: dict = {"ok": False, "command": [sys.executable, "-m", "bench.gpu_check"] + list(
       sys.argv[1:] if argv is None else argv), "machine": {
-          "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "platform": platform.platform()},
+          "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+          "cpu_model": _cpu_model(), "platform": platform.platform(),
+          "load_before": list(os.getloadavg())},
       "versions": _versions(), "timings": {},
       "started": datetime.datetime.now().isoformat(timespec="seconds")}
   status = 1

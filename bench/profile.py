@@ -207,7 +207,11 @@ def make_format_files(source_wav: str, seconds: float, directory: str) -> dict[s
     partial = f"{stem}.partial.{fmt}"
     if fmt in kinds:
       data = pcm if fmt in ("wav", "flac") else pcm / 32768.0
-      sf.write(partial, data, rate_hz, format=kinds[fmt][0], subtype=kinds[fmt][1])
+      with sf.SoundFile(partial, "w", samplerate=rate_hz, channels=pcm.shape[1],
+                        format=kinds[fmt][0], subtype=kinds[fmt][1]) as out_file:
+        # In blocks: libsndfile 1.2.2 crashes writing ~2 min of Ogg Vorbis in one call.
+        for start in range(0, data.shape[0], 1 << 16):
+          out_file.write(data[start:start + (1 << 16)])
     else:
       _write_m4a(partial, pcm / 32768.0, rate_hz)
     os.replace(partial, path)

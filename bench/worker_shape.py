@@ -235,8 +235,11 @@ def _models(batch_size: int, seconds: float) -> dict:
 
         model = VGGishModel(variables)
       else:
+        import torch
+
         from vggish.torch_model import VGGishTorchModel
 
+        torch.set_num_threads(os.cpu_count() or 1)  # As TF's own pool; OMP_NUM_THREADS=1 here.
         model = VGGishTorchModel(variables, device="cpu")
       model(patches)
       calls, t0, cpu0 = 0, time.perf_counter(), time.process_time()
@@ -244,7 +247,7 @@ def _models(batch_size: int, seconds: float) -> dict:
         model(patches)
         calls += 1
       wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-      out[backend] = {"batch_size": batch_size, "calls": calls,
+      out[backend] = {"batch_size": batch_size, "calls": calls, "threads": os.cpu_count(),
                       "patches_per_second": calls * batch_size / wall,
                       "patches_per_cpu_second": calls * batch_size / cpu}
     except Exception as e:  # e.g. no TensorFlow here: say so.

@@ -365,14 +365,18 @@ def _end_to_end(model, pool, paths: list[str], workers: int, batch_size: int,
       pending[:] = [joined[full:]]
       count[0] = joined.shape[0] - full
 
-  t0 = time.perf_counter()
+  t0, parent_cpu0 = time.perf_counter(), time.process_time()
   audio, cpu, files, _ = _stream_pool(pool, paths, seconds, consume, in_flight=2 * workers)
   if count[0]:
     batches.put(np.concatenate(pending))
   batches.put(None)
   thread.join()
   wall = time.perf_counter() - t0
+  parent_cpu = time.process_time() - parent_cpu0
   return {"workers": workers, "batch_size": batch_size, "files": files,
+          # This process: receiving patches from the workers, packing batches, the model's
+          # host side. Near 1 core means the feeding itself is the bottleneck.
+          "parent_cpu_seconds": parent_cpu, "parent_busy_cores": parent_cpu / wall,
           "audio_seconds": audio, "wall_seconds": wall,
           "audio_seconds_per_second": audio / wall,
           "patches": busy["patches"], "model_calls": busy["calls"],

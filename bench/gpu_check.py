@@ -21,8 +21,10 @@ installs the few carried wheels first). In one run it:
    (``--write_reference``), and uint8 after PCA: the contract is raw max |diff| <= 1e-4
    and >= 99.9 % of uint8 values equal, same patch count per file;
 5. measures model patches/s per batch size, the front end's audio-s per CPU-second
-   (one worker alone, and all workers at once), end-to-end audio-s/s with every core
-   feeding one model, peak GPU memory, and for comparison TF32 on and cuDNN autotuning.
+   (one worker alone, all worker processes at once, the same number of threads in one
+   process), end-to-end audio-s/s with every core feeding one model (worker processes
+   sending patches to this process; and threads of this process, the single-SDK-process
+   Dataflow shape), peak GPU memory, and for comparison TF32 on and cuDNN autotuning.
 
 Writes ONE JSON (``--output``, default ``$OUT/gpu_check.json`` or
 ``bench/results/gpu-check-<time>.json``) and exits 1, with a banner on stderr, if
@@ -79,6 +81,7 @@ RAW_TOLERANCE = 1e-4          # The numerical contract (DESIGN.md), raw float32.
 UINT8_MIN_IDENTICAL = 0.999
 SHORT_CLIPS = "pad"           # Every example gives at least one patch (one is 0.5 s).
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_NUMPY_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --- weights ----------------------------------------------------------------------------
@@ -333,8 +336,9 @@ def _stream_pool(pool, paths: list[str], seconds: float, consume, in_flight: int
 
 
 def _end_to_end(model, pool, paths: list[str], workers: int, batch_size: int,
-                seconds: float) -> dict:
-  """Every worker feeding one model: front end in the pool, model in a thread here."""
+                seconds: float, shape: str) -> dict:
+  """Every worker feeding one model: front end in ``pool`` (processes, or threads of this
+  process), model in a thread of this process."""
   batches: queue.Queue = queue.Queue(maxsize=4)
   busy = {"seconds": 0.0, "patches": 0, "calls": 0}
 
@@ -373,7 +377,9 @@ def _end_to_end(model, pool, paths: list[str], workers: int, batch_size: int,
   thread.join()
   wall = time.perf_counter() - t0
   parent_cpu = time.process_time() - parent_cpu0
-  return {"workers": workers, "batch_size": batch_size, "files": files,
+  if shape == "threads":  # Workers are threads here: their CPU is this process's.
+    cpu = parent_cpu
+  return {"shape": shape, "workers": workers, "batch_size": batch_size, "files": files,
           # This process: receiving patches from the workers, packing batches, the model's
           # host side. Near 1 core means the feeding itself is the bottleneck.
           "parent_cpu_seconds": parent_cpu, "parent_busy_cores": parent_cpu / wall,
@@ -536,8 +542,20 @@ def run_check(args, report: dict) -> list[str]:
              "audio_seconds_per_second": audio / wall,
              "audio_seconds_per_second_per_worker": audio / wall / workers,
              "audio_seconds_per_cpu_second": audio / cpu if cpu else None}
+    # The same with threads of ONE process (the single-SDK-process worker shape): how far
+    # the front end scales under the GIL. Its CPU is this process's.
+    cpu0 = time.process_time()
+    with concurrent.futures.ThreadPoolExecutor(workers) as threads:
+      audio, _, files, wall = _stream_pool(threads, corpus_paths, args.front_end_seconds,
+                                           lambda _: None, in_flight=2 * workers)
+    cpu = time.process_time() - cpu0
+    threaded = {"threads": workers, "files": files, "audio_seconds": audio,
+                "wall_seconds": wall, "audio_seconds_per_second": audio / wall,
+                "busy_cores": cpu / wall,
+                "audio_seconds_per_cpu_second": audio / cpu if cpu else None}
     report["front_end"] = {"path": "vggish.stream.iter_patches (kaiser_best), BLAS 1 thread "
-                                   "per worker", "one_worker": one, "all_workers": every}
+                                   "per worker", "one_worker": one, "all_workers": every,
+                           "one_process_threads": threaded}
     timings["front_end"] = time.perf_counter() - t
     _log(f"front end: {one['audio_seconds_per_cpu_second']:.0f} audio-s per CPU-s alone; "
          f"{every['audio_seconds_per_second']:.0f} audio-s/s with {workers} workers")
@@ -546,13 +564,18 @@ def run_check(args, report: dict) -> list[str]:
     t = time.perf_counter()
     if model.device.type == "cuda":
       torch.cuda.reset_peak_memory_stats()
-    e2e = _end_to_end(model, pool, corpus_paths, workers, args.e2e_batch_size, args.e2e_seconds)
+    e2e = _end_to_end(model, pool, corpus_paths, workers, args.e2e_batch_size, args.e2e_seconds,
+                      "processes")
     if model.device.type == "cuda":
       e2e["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
     report["end_to_end"] = e2e
+    with concurrent.futures.ThreadPoolExecutor(workers) as threads:
+      report["end_to_end_threads"] = _end_to_end(model, threads, corpus_paths, workers,
+                                                 args.e2e_batch_size, args.e2e_seconds, "threads")
     timings["end_to_end"] = time.perf_counter() - t
-    _log(f"end to end: {e2e['audio_seconds_per_second']:.0f} audio-s/s, model busy "
-         f"{100 * e2e['model_busy_fraction']:.0f}%")
+    for r in (e2e, report["end_to_end_threads"]):
+      _log(f"end to end ({r['shape']}): {r['audio_seconds_per_second']:.0f} audio-s/s, model "
+           f"busy {100 * r['model_busy_fraction']:.0f}%")
   finally:
     pool.shutdown(cancel_futures=True)
 
@@ -604,6 +627,10 @@ def _summary(report: dict) -> dict:
                                    for b, r in report["model"]["batch_sizes"].items()},
       "end_to_end_audio_seconds_per_second": report["end_to_end"]["audio_seconds_per_second"],
       "end_to_end_model_busy_fraction": report["end_to_end"]["model_busy_fraction"],
+      "end_to_end_one_process_threads_audio_seconds_per_second":
+          report["end_to_end_threads"]["audio_seconds_per_second"],
+      "front_end_one_process_threads_audio_seconds_per_second":
+          fe["one_process_threads"]["audio_seconds_per_second"],
       "front_end_audio_seconds_per_cpu_second_one_worker":
           fe["one_worker"]["audio_seconds_per_cpu_second"],
       "front_end_audio_seconds_per_second_per_worker_all_busy":
@@ -663,9 +690,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--model_seconds", type=float, default=None,
                  help="seconds per batch size (default 4 on cuda, 0 = 2 calls on cpu)")
   p.add_argument("--front_end_seconds", type=float, default=None,
-                 help="seconds of each front-end-only run (default 15 on cuda, 0.5 on cpu)")
+                 help="seconds of each front-end-only run (default 12 on cuda, 0.5 on cpu)")
   p.add_argument("--e2e_seconds", type=float, default=None,
-                 help="seconds of feeding in the end-to-end run (default 45 on cuda, 0.5 on cpu)")
+                 help="seconds of feeding in each end-to-end run (default 30 on cuda, 0.5 on cpu)")
   p.add_argument("--no_compare_settings", dest="compare_settings", action="store_false",
                  help="skip the TF32-on / cuDNN-autotune comparison (cuda only)")
   p.add_argument("--reference", type=Path, default=REFERENCE_PATH)
@@ -680,7 +707,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.batch_sizes = "64,256,1024,4096" if cuda else "4"
   args.batch_sizes = [int(x) for x in str(args.batch_sizes).split(",") if x.strip()]
   defaults = {"e2e_batch_size": (1024, 4), "model_seconds": (4.0, 0.0),
-              "front_end_seconds": (15.0, 0.5), "e2e_seconds": (45.0, 0.5)}
+              "front_end_seconds": (12.0, 0.5), "e2e_seconds": (30.0, 0.5)}
   for name, (on_cuda, on_cpu) in defaults.items():
     if getattr(args, name) is None:
       setattr(args, name, on_cuda if cuda else on_cpu)
@@ -696,6 +723,11 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   if args.write_reference:
     return write_reference(args)
+  if argv is None and any(os.environ.get(k) != "1" for k in _NUMPY_BLAS_ENV):
+    # numpy's BLAS in this process (the threads shape runs the front end here) gets one
+    # thread, like the workers'. OMP is left alone: torch's CPU threads use it.
+    env = dict(os.environ, **{k: "1" for k in _NUMPY_BLAS_ENV})
+    os.execve(sys.executable, [sys.executable, "-m", "bench.gpu_check"] + sys.argv[1:], env)
   t0 = time.perf_counter()
   report: dict = {"ok": False, "command": [sys.executable, "-m", "bench.gpu_check"] + list(
       sys.argv[1:] if argv is None else argv), "machine": {

@@ -64,8 +64,11 @@ def test_cpu_run_without_tensorflow_beam_or_pyav(tmp_path):
   assert report["model"]["batch_sizes"]["4"]["patches_per_second"] > 0
   assert report["front_end"]["one_worker"]["audio_seconds_per_cpu_second"] > 0
   assert report["front_end"]["all_workers"]["workers"] == 2
-  e2e = report["end_to_end"]
-  assert e2e["patches"] > 0 and e2e["audio_seconds_per_second"] > 0
+  assert report["front_end"]["one_process_threads"]["threads"] == 2
+  for key, shape in (("end_to_end", "processes"), ("end_to_end_threads", "threads")):
+    e2e = report[key]
+    assert e2e["shape"] == shape and e2e["patches"] > 0 and e2e["audio_seconds_per_second"] > 0
+  assert report["summary"]["parity_ok"] and report["summary"]["tf32_off"]
 
 
 def test_parity_judgement_catches_a_changed_value_and_a_missing_patch():

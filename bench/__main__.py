@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
   else:
     ckpt, pca = _ensure_weights(cache_dir)
     weights_note = _WEIGHTS_NOTE
-  from vggish.model import flops_per_patch
+  from vggish.network import flops_per_patch
 
   flops = flops_per_patch()
   work = Path(tempfile.mkdtemp(prefix="run-", dir=cache_dir))

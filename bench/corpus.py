@@ -126,8 +126,18 @@ def _write_wav(path: Path, num_frames: int, spec: CorpusSpec, seed: int) -> None
       out.write(block)
 
 
-def build_corpus(spec: CorpusSpec, cache_dir: str | None = None, log=print) -> Corpus:
-  """Writes (or reuses) the corpus for ``spec`` under ``cache_dir``; returns its files."""
+def _write_entry(job: tuple[str, int, CorpusSpec, int]) -> None:
+  path, num_frames, spec, seed = job
+  _write_wav(Path(path), num_frames, spec, seed)
+
+
+def build_corpus(spec: CorpusSpec, cache_dir: str | None = None, log=print,
+                 map_fn=map) -> Corpus:
+  """Writes (or reuses) the corpus for ``spec`` under ``cache_dir``; returns its files.
+
+  ``map_fn(function, jobs)`` writes the files (e.g. a process pool's ``map`` to write
+  them in parallel); each file depends only on the spec and its index.
+  """
   root = Path(cache_dir or default_cache_dir())
   directory = root / f"corpus-{spec.key}"
   manifest_path = directory / "manifest.json"
@@ -145,13 +155,15 @@ def build_corpus(spec: CorpusSpec, cache_dir: str | None = None, log=print) -> C
     entries.append((f"long_{i:03d}.wav", spec.long_minutes * 60.0))
   for i in range(spec.clips):
     entries.append((f"clip_{i:04d}.wav", spec.clip_seconds))
-  files = []
+  files, jobs = [], []
   for index, (name, seconds) in enumerate(entries):
     num_frames = int(round(seconds * spec.sample_rate_hz))
     path = directory / name
-    _write_wav(path, num_frames, spec, seed=index)
+    jobs.append((str(path), num_frames, spec, index))
     files.append(CorpusFile(str(path), num_frames / spec.sample_rate_hz, spec.sample_rate_hz,
                             spec.channels))
+  for _ in map_fn(_write_entry, jobs):
+    pass
   tmp = manifest_path.with_suffix(".tmp")
   tmp.write_text(json.dumps({"spec": dataclasses.asdict(spec),
                              "files": [dataclasses.asdict(f) for f in files]}, indent=1))

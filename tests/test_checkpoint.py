@@ -9,7 +9,7 @@ import pytest
 
 from vggish import checkpoint
 from audiobeam.errors import CheckpointError
-from vggish.model import flops_per_patch
+from vggish.network import flops_per_patch
 from vggish.testing import write_checkpoint
 
 PUBLISHED_SHAPES = {
@@ -153,3 +153,61 @@ def test_validating_a_checkpoint_does_not_import_tensorflow(test_weights):
   out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                        check=True).stdout
   assert out.strip() == "False"
+
+
+def _read_with_tensorflow(path):
+  reader = checkpoint._open_reader(path)
+  return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
+
+
+def test_values_read_without_tensorflow_are_tensorflows_bits(test_weights, tmp_path):
+  """The TF-free value reader gives TF's reader's exact bits, V1 and V2, float64 too."""
+  full = checkpoint.read_checkpoint(test_weights.checkpoint)
+  by_tf = _read_with_tensorflow(test_weights.checkpoint)
+  for name, value in full.items():
+    assert value.flags.writeable and value.dtype == np.float32
+    np.testing.assert_array_equal(value.view(np.uint32), by_tf[name].view(np.uint32))
+  odd = _small_variables(scalar_f64=np.array(1.5, np.float64),
+                         vggish__conv5__weights=np.arange(14, dtype=np.float64).reshape(2, 1, 7))
+  odd["global_step"] = np.array(7, np.int64)  # Not read (not float), skipped.
+  for fmt in ("V1", "V2"):
+    path = write_checkpoint(odd, str(tmp_path / fmt / "odd.ckpt"), checkpoint_format=fmt)
+    prefix = checkpoint.checkpoint_prefix(path)
+    found = checkpoint._inspect_without_tensorflow(prefix)
+    wanted = {n: found[n] for n in odd if n != "global_step"}
+    values = checkpoint._read_without_tensorflow(prefix, wanted)
+    by_tf = _read_with_tensorflow(path)
+    assert set(values) == set(wanted)
+    for name, value in values.items():
+      assert value.dtype == by_tf[name].dtype and value.shape == by_tf[name].shape, name
+      np.testing.assert_array_equal(value, by_tf[name])
+
+
+def test_reading_where_tensorflow_cannot_be_imported(test_weights, tmp_path):
+  """The GPU machines have no TensorFlow: reading works, and garbage is still a clear error."""
+  import subprocess
+  import sys
+
+  garbage = tmp_path / "garbage.ckpt"
+  garbage.write_bytes(b"not a checkpoint" * 100)
+  code = (
+      "import sys; sys.modules['tensorflow'] = None\n"
+      "from vggish import checkpoint\n"
+      "from audiobeam.errors import CheckpointError\n"
+      f"weights = checkpoint.read_checkpoint({test_weights.checkpoint!r})\n"
+      "print(len(weights), float(sum(abs(float(v.sum())) for v in weights.values())))\n"
+      "try:\n"
+      f"  checkpoint.read_checkpoint({str(garbage)!r})\n"
+      "except CheckpointError as e:\n"
+      "  print(str(e).splitlines()[0])\n")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       timeout=120)
+  assert out.returncode == 0, out.stderr[-3000:]
+  counts, error = out.stdout.strip().splitlines()
+  count, total = counts.split()
+  weights = checkpoint.read_checkpoint(test_weights.checkpoint)
+  assert int(count) == 18
+  assert float(total) == float(sum(abs(float(v.sum())) for v in weights.values()))
+  assert "is not a readable TensorFlow checkpoint (read without TensorFlow: no table magic" in error
+  assert "TensorFlow, which reads every layout, is not installed" in error

@@ -107,3 +107,16 @@ def test_stft_magnitude_of_a_bin_centred_sine():
 def test_log_mel_rejects_multichannel_input():
   with pytest.raises(ValueError, match="mono"):
     features.log_mel_spectrogram(np.zeros((1000, 2)), P)
+
+
+@pytest.mark.parametrize("frames", [1, 255, 256, 257, 513, 700])
+def test_blocked_log_mel_equals_the_whole_signal_formula(frames):
+  """The cache-blocked computation is the reference formula row for row, block edges too."""
+  signal = np.random.default_rng(frames).standard_normal(400 + 160 * (frames - 1) + 37) * 0.3
+  windowed = features.frame(signal, 400, 160) * features.periodic_hann(400)       # [F, 400]
+  magnitude = np.abs(np.fft.rfft(windowed, n=512, axis=-1))                       # [F, 257]
+  expected = np.log(magnitude @ features.mel_matrix(P) + 0.01)                     # [F, 64]
+  np.testing.assert_allclose(features.stft_magnitude(signal, P), magnitude, rtol=1e-13, atol=0)
+  log_mel = features.log_mel_spectrogram(signal, P)
+  assert log_mel.shape == (frames, 64)
+  np.testing.assert_allclose(log_mel, expected, rtol=0, atol=1e-12)

@@ -91,8 +91,33 @@ def test_flops_per_patch(test_vggish_model):
   assert test_vggish_model.flops_per_patch == pytest.approx(1.73e9, rel=0.01)
 
 
-def test_importing_vggish_does_not_import_tensorflow_or_beam():
-  code = ("import sys, vggish, vggish.model, vggish.checkpoint, vggish.assets, vggish.api; "
-          "print(sorted(m for m in ('tensorflow', 'apache_beam') if m in sys.modules))")
+def test_importing_vggish_does_not_import_tensorflow_torch_or_beam():
+  code = ("import sys, vggish, vggish.model, vggish.torch_model, vggish.checkpoint, "
+          "vggish.assets, vggish.api; "
+          "print(sorted(m for m in ('tensorflow', 'torch', 'apache_beam') if m in sys.modules))")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "[]"
+
+
+def test_network_table_and_checkpoint_need_no_model_module():
+  """No import cycle: the table and the checkpoint reader stand without either backend."""
+  code = ("import sys, vggish.checkpoint, vggish.network; "
+          "print(sorted(m for m in ('vggish.model', 'vggish.torch_model') if m in sys.modules))")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "[]"
+
+
+def test_tf32_is_off_unless_asked(test_vggish_model):
+  """TensorFlow's TF32 switch is process-wide: building the model turns it off."""
+  import tensorflow as tf
+
+  from vggish.model import set_tensorflow_tf32
+
+  assert test_vggish_model.tf32_enabled is False
+  assert test_vggish_model.backend == "tf"
+  try:
+    assert set_tensorflow_tf32(True) is True
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+  finally:
+    assert set_tensorflow_tf32(False) is False
+  assert not tf.config.experimental.tensor_float_32_execution_enabled()

@@ -6,7 +6,7 @@ We also accept the V2 layout (``<prefix>.index`` + ``<prefix>.data-*``), given a
 prefix or as the ``.index`` file.
 
 Which names must be there, with which shapes, comes from the network table in
-``vggish.model`` (``VGGISH_VARIABLES``). Policy for other variables:
+``vggish.network`` (``VGGISH_VARIABLES``). Policy for other variables:
 
 - names outside ``vggish/`` (``global_step``, a training loop's counters) are ignored;
 - optimizer slots of an expected variable (``vggish/conv1/weights/Adam``, ``.../Adam_1``,
@@ -15,11 +15,19 @@ Which names must be there, with which shapes, comes from the network table in
   checkpoint is for a different network.
 
 Errors list every missing, unexpected, mistyped and misshapen variable at once.
-TensorFlow is imported lazily, only when a checkpoint is read. Validation
-(``inspect_checkpoint``) first reads the names, shapes and dtypes straight from the
-checkpoint's table (the V1 file's metadata entry, or the V2 ``.index``) without
-TensorFlow, so a launcher that only validates never pays TensorFlow's import (~3-4 s
-of CPU); anything that parse does not understand falls back to TensorFlow's reader.
+
+Neither validating nor reading needs TensorFlow. ``inspect_checkpoint`` reads the
+names, shapes and dtypes straight from the checkpoint's table (the V1 file's metadata
+entry, or the V2 ``.index``), so a launcher that only validates never pays
+TensorFlow's import (~3-4 s of CPU). ``read_checkpoint`` reads the values the same
+way (V1: each variable's ``SavedSlice`` entry holding a ``TensorProto``; V2: the
+bytes at the ``.index`` entry's offset in its ``.data-*`` shard), so the PyTorch
+backend loads on machines without TensorFlow; the values are the stored float32 bits,
+identical to TensorFlow's reader (tested). Like TF's V1 reader, it does not verify
+block checksums; ``vggish.assets`` checks the files' sha256. Anything the parse does
+not understand (snappy-compressed blocks, partitioned variables, big-endian bundles)
+falls back to TensorFlow's reader when TensorFlow is installed, and is a
+``CheckpointError`` saying so when it is not.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from typing import Mapping
 import numpy as np
 
 from audiobeam.errors import CheckpointError
-from vggish.model import VARIABLE_SCOPE, variable_shapes
+from vggish.network import VARIABLE_SCOPE, variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = [
@@ -65,20 +73,37 @@ def checkpoint_prefix(path: str) -> str:
   return path
 
 
-def _open_reader(path: str):
+def _check_exists(path: str) -> str:
+  """The checkpoint prefix of ``path``; CheckpointError if neither layout is there."""
   prefix = checkpoint_prefix(path)
   if not (os.path.isfile(prefix) or os.path.isfile(prefix + ".index")):
     raise CheckpointError(
         f"no checkpoint at {path!r}: expected a V1 checkpoint file or a V2 prefix with "
         f"'{os.path.basename(prefix)}.index' next to it; found neither. {_HOW_TO_FIX}")
-  import tensorflow as tf  # Lazy: importing vggish must not import TensorFlow.
+  return prefix
+
+
+def _not_readable(path: str, reason: str) -> CheckpointError:
+  return CheckpointError(f"{path!r} is not a readable TensorFlow checkpoint ({reason}). "
+                         f"{_HOW_TO_FIX}")
+
+
+def _open_reader(path: str, unparsed: "_Unparsed | None" = None):
+  prefix = _check_exists(path)
+  try:
+    import tensorflow as tf  # Lazy: importing vggish must not import TensorFlow.
+  except ImportError as e:
+    if unparsed is None:
+      raise
+    raise _not_readable(
+        path, f"read without TensorFlow: {unparsed}; TensorFlow, which reads every "
+        "layout, is not installed") from e
 
   try:
     return tf.compat.v1.train.NewCheckpointReader(prefix)
   except Exception as e:  # TF raises DataLossError/NotFoundError/... with C++ text.
-    raise CheckpointError(
-        f"{path!r} is not a readable TensorFlow checkpoint ({type(e).__name__}: "
-        f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}). {_HOW_TO_FIX}") from e
+    first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raise _not_readable(path, f"{type(e).__name__}: {first_line}") from e
 
 
 # --- TensorFlow-free reading of the checkpoint table's metadata --------------------------
@@ -112,8 +137,11 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     shift += 7
 
 
-def _proto_fields(data: bytes):
-  """Yields (field number, wire type, value) of a serialized proto (ints or bytes)."""
+def _proto_fields(data):
+  """Yields (field number, wire type, value) of a serialized proto (bytes or memoryview).
+
+  Values are ints (varint) or slices of ``data`` (length-delimited, fixed64, fixed32).
+  """
   pos = 0
   while pos < len(data):
     key, pos = _varint(data, pos)
@@ -123,14 +151,14 @@ def _proto_fields(data: bytes):
     elif wire == 2:
       size, pos = _varint(data, pos)
       value, pos = data[pos:pos + size], pos + size
-      if pos > len(data):
-        raise _Unparsed("truncated field")
     elif wire == 1:
       value, pos = data[pos:pos + 8], pos + 8
     elif wire == 5:
       value, pos = data[pos:pos + 4], pos + 4
     else:
       raise _Unparsed(f"wire type {wire}")
+    if pos > len(data):
+      raise _Unparsed("truncated field")
     yield number, wire, value
 
 
@@ -148,7 +176,7 @@ def _shape_and_dtype(shape_proto: bytes, dtype_enum: int) -> tuple[tuple[int, ..
 
 
 def _table_entries(path: str):
-  """Yields (key, value) of every entry of a TF table file, in order."""
+  """Yields (key bytes, value memoryview) of every entry of a TF table file, in order."""
   with open(path, "rb") as f:
     f.seek(0, os.SEEK_END)
     size = f.tell()
@@ -167,11 +195,13 @@ def _table_entries(path: str):
         raise _Unparsed("block out of range")
       f.seek(offset)
       raw = f.read(length + 5)
+      if len(raw) != length + 5:
+        raise _Unparsed("truncated block")
       if raw[length] != 0:  # Compressed (snappy): leave it to TensorFlow.
         raise _Unparsed("compressed block")
-      return raw[:length]
+      return memoryview(raw)[:length]  # A view: values can be ~200 MB (fc1_1).
 
-    def entries(contents: bytes):
+    def entries(contents: memoryview):
       if len(contents) < 4:
         raise _Unparsed("short block")
       restarts = int.from_bytes(contents[-4:], "little")
@@ -185,7 +215,7 @@ def _table_entries(path: str):
         value_size, pos = _varint(contents, pos)
         if shared > len(key) or pos + unshared + value_size > end:
           raise _Unparsed("bad block entry")
-        key = key[:shared] + contents[pos:pos + unshared]
+        key = key[:shared] + bytes(contents[pos:pos + unshared])
         pos += unshared
         yield key, contents[pos:pos + value_size]
         pos += value_size
@@ -219,7 +249,8 @@ def _inspect_without_tensorflow(prefix: str) -> dict[str, tuple[tuple[int, ...],
       fields = {n: v for n, _, v in _proto_fields(tensor) if n in (1, 2, 3)}
       if 1 not in fields:
         raise _Unparsed("unnamed tensor")
-      found[fields[1].decode("utf-8")] = _shape_and_dtype(fields.get(2, b""), fields.get(3, 0))
+      name = bytes(fields[1]).decode("utf-8")
+      found[name] = _shape_and_dtype(fields.get(2, b""), fields.get(3, 0))
     return found
   raise _Unparsed("empty table")
 
@@ -230,13 +261,12 @@ def inspect_checkpoint(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype]]
   Reads the table metadata directly (no TensorFlow import); falls back to TensorFlow's
   reader, and its errors, for anything that parse does not understand.
   """
-  prefix = checkpoint_prefix(path)
-  if os.path.isfile(prefix) or os.path.isfile(prefix + ".index"):
-    try:
-      return dict(sorted(_inspect_without_tensorflow(prefix).items()))
-    except (_Unparsed, OSError, UnicodeDecodeError):
-      pass
-  reader = _open_reader(path)
+  prefix = _check_exists(path)
+  try:
+    return dict(sorted(_inspect_without_tensorflow(prefix).items()))
+  except (_Unparsed, OSError, UnicodeDecodeError) as e:
+    unparsed = e if isinstance(e, _Unparsed) else _Unparsed(f"{type(e).__name__}: {e}")
+  reader = _open_reader(path, unparsed)
   shapes = reader.get_variable_to_shape_map()
   dtypes = reader.get_variable_to_dtype_map()
   return {name: (tuple(shapes[name]), np.dtype(dtypes[name].as_numpy_dtype))
@@ -280,14 +310,103 @@ def validate_checkpoint(path: str, params: Params = DEFAULT_PARAMS) -> None:
   check_variables(inspect_checkpoint(path), params, source=f"checkpoint {path!r}")
 
 
+def _tensor_values(tensor, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+  """A serialized TensorProto's values as a [shape] array (V1 checkpoints store float_val)."""
+  count = int(np.prod(shape))
+  content, packed, scalars = None, [], []
+  value_field = {np.dtype(np.float32): 5, np.dtype(np.float64): 6}.get(np.dtype(dtype))
+  for number, wire, value in _proto_fields(tensor):
+    if number == 4 and wire == 2:                       # tensor_content: raw little-endian
+      content = value
+    elif number == value_field and wire == 2:           # packed repeated float/double
+      packed.append(value)
+    elif number == value_field and wire in (1, 5):      # unpacked repeated float/double
+      scalars.append(value)
+  little = np.dtype(dtype).newbyteorder("<")
+  if content is not None:
+    values = np.frombuffer(content, little)
+  elif len(packed) == 1 and not scalars:                  # The usual case: no copy yet.
+    values = np.frombuffer(packed[0], little)
+  elif packed or scalars:
+    values = np.frombuffer(b"".join(bytes(v) for v in packed + scalars), little)
+  else:
+    raise _Unparsed("tensor without values")
+  if values.size != count:
+    if values.size == 1:  # TF stores a constant tensor as one repeated value.
+      return np.full(shape, values[0], dtype)
+    raise _Unparsed(f"tensor holds {values.size} values, shape {list(shape)} needs {count}")
+  return values.astype(dtype).reshape(shape)               # A writable native-order copy.
+
+
+def _read_without_tensorflow(prefix: str, wanted: Mapping[str, tuple[tuple[int, ...], np.dtype]]
+                             ) -> dict[str, np.ndarray]:
+  """Values of the ``wanted`` variables (name -> (shape, dtype)), parsed without TF."""
+  out: dict[str, np.ndarray] = {}
+  if os.path.isfile(prefix + ".index"):  # V2, as TensorFlow's reader prefers it.
+    num_shards, entries = 1, {}
+    for key, value in _table_entries(prefix + ".index"):
+      fields = {n: v for n, _, v in _proto_fields(value)}
+      if not key:  # BundleHeaderProto: num_shards = 1, endianness = 2 (0 little).
+        num_shards = fields.get(1, 1)
+        if fields.get(2, 0) != 0:
+          raise _Unparsed("big-endian bundle")
+      elif key.decode("utf-8") in wanted:
+        entries[key.decode("utf-8")] = fields
+    for name, fields in entries.items():
+      shape, dtype = wanted[name]
+      if 7 in fields:
+        raise _Unparsed("sliced variable")
+      shard, offset, size = fields.get(3, 0), fields.get(4, 0), fields.get(5, 0)
+      if size != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+        raise _Unparsed(f"{name}: {size} bytes for shape {list(shape)}")
+      with open(f"{prefix}.data-{shard:05d}-of-{num_shards:05d}", "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+      if len(data) != size:
+        raise _Unparsed(f"{name}: data shard too short")
+      out[name] = np.frombuffer(data, np.dtype(dtype).newbyteorder("<")).astype(dtype).reshape(shape)
+    return out
+  for key, value in _table_entries(prefix):
+    if not key:
+      continue  # The metadata entry (read by _inspect_without_tensorflow).
+    saved = next((v for n, w, v in _proto_fields(value) if n == 2 and w == 2), None)
+    if saved is None:
+      raise _Unparsed("entry without data")
+    fields: dict[int, object] = {}
+    for number, wire, field in _proto_fields(saved):    # SavedSlice: name, slice, data
+      fields[number] = field
+    name = bytes(fields.get(1, b"")).decode("utf-8")
+    if name not in wanted:
+      continue
+    if name in out:
+      raise _Unparsed(f"{name}: saved in several slices")
+    extents = [v for n, w, v in _proto_fields(fields.get(2, b"")) if n == 1 and w == 2]
+    if any(len(extent) for extent in extents):  # An empty TensorSliceProto.Extent is "all".
+      raise _Unparsed(f"{name}: a partial slice")
+    out[name] = _tensor_values(fields.get(3, b""), *wanted[name])
+  return out
+
+
 def read_checkpoint(path: str, params: Params = DEFAULT_PARAMS) -> dict[str, np.ndarray]:
   """The VGGish variables of a V1 or V2 checkpoint: name -> float32 array.
 
   Returns exactly the names of ``variable_shapes(params)`` (``VGGISH_VARIABLES`` by
-  default), in network order. Raises CheckpointError naming every missing,
-  unexpected or misshapen variable.
+  default), in network order, as writable float32 arrays. Raises CheckpointError
+  naming every missing, unexpected or misshapen variable. Needs no TensorFlow for the
+  layouts TF's savers write (see the module docstring).
   """
-  reader = _open_reader(path)
+  prefix = _check_exists(path)
+  try:
+    found = _inspect_without_tensorflow(prefix)
+    check_variables(found, params, source=f"checkpoint {path!r}")
+    wanted = {name: found[name] for name in variable_shapes(params)}
+    values = _read_without_tensorflow(prefix, wanted)
+    if set(values) != set(wanted):
+      raise _Unparsed("no data entry for " + ", ".join(sorted(set(wanted) - set(values))))
+    return {name: values[name] for name in wanted}
+  except (_Unparsed, OSError, UnicodeDecodeError) as e:
+    unparsed = e if isinstance(e, _Unparsed) else _Unparsed(f"{type(e).__name__}: {e}")
+  reader = _open_reader(path, unparsed)
   shapes = reader.get_variable_to_shape_map()
   dtypes = reader.get_variable_to_dtype_map()
   found = {n: (tuple(shapes[n]), np.dtype(dtypes[n].as_numpy_dtype)) for n in shapes}

@@ -34,7 +34,7 @@ import zipfile
 import numpy as np
 
 from vggish import features
-from vggish.model import VARIABLE_SCOPE, VGGISH_LAYERS, variable_shapes
+from vggish.network import VGGISH_LAYERS, variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
     "PCA_FILENAME",
     "make_test_variables",
     "calibration_patches",
+    "calibrate",
+    "scale_fc2",
     "write_checkpoint",
     "write_test_weights",
     "main",
@@ -92,16 +94,23 @@ def calibration_patches(params: Params = DEFAULT_PARAMS) -> np.ndarray:
   return np.stack(patches).astype(np.float32)
 
 
-def _calibrate(variables: dict[str, np.ndarray], seed: int, params: Params):
-  """Rescales fc2 in place; returns (eigen_vectors [128, 128], means [128, 1]) float64."""
+def scale_fc2(variables: dict[str, np.ndarray], scale: float) -> None:
+  """Multiplies the embedding layer's (``fc2``) weights and biases by float32 ``scale``, in place."""
+  fc2 = VGGISH_LAYERS[-1]
+  for name in (fc2.weights_name, fc2.biases_name):
+    variables[name] = variables[name] * np.float32(scale)
+
+
+def calibrate(variables: dict[str, np.ndarray], seed: int, params: Params = DEFAULT_PARAMS
+              ) -> tuple[np.ndarray, np.ndarray, float]:
+  """Rescales fc2 in place (``scale_fc2``); returns (eigen_vectors [128, 128], means
+  [128, 1]) float64 and the scale applied. Runs the TensorFlow model."""
   from vggish.model import VGGishModel
 
   raw = VGGishModel(variables, params)(calibration_patches(params)).astype(np.float64)
   # Round derived scales so tiny float differences between machines cannot change them.
   scale = float(f"{_TARGET_RAW_RMS / np.sqrt(np.mean(raw ** 2)):.3g}")
-  fc2 = f"{VARIABLE_SCOPE}/{VGGISH_LAYERS[-1].name}"
-  variables[f"{fc2}/weights"] = variables[f"{fc2}/weights"] * np.float32(scale)
-  variables[f"{fc2}/biases"] = variables[f"{fc2}/biases"] * np.float32(scale)
+  scale_fc2(variables, scale)
   raw = raw * scale
   means = np.round(raw.mean(axis=0), 4)
   spread = float(f"{np.sqrt(np.mean((raw - means) ** 2)):.3g}")
@@ -109,7 +118,7 @@ def _calibrate(variables: dict[str, np.ndarray], seed: int, params: Params):
   q, r = np.linalg.qr(rng.standard_normal((params.embedding_size, params.embedding_size)))
   q = q * np.sign(np.diag(r))  # A uniformly random orthonormal basis.
   eigen_vectors = q * (_TARGET_PCA_STD / spread)
-  return eigen_vectors, means.reshape(-1, 1)
+  return eigen_vectors, means.reshape(-1, 1), scale
 
 
 def write_checkpoint(variables: dict[str, np.ndarray], path: str,
@@ -159,7 +168,7 @@ def write_test_weights(directory: str, seed: int = 0, checkpoint_format: str = "
   """
   os.makedirs(directory, exist_ok=True)
   variables = make_test_variables(seed, params)
-  eigen_vectors, means = _calibrate(variables, seed, params)
+  eigen_vectors, means, _ = calibrate(variables, seed, params)
   checkpoint_path = write_checkpoint(variables, os.path.join(directory, CHECKPOINT_FILENAME),
                                      checkpoint_format)
   pca_path = os.path.join(directory, PCA_FILENAME)

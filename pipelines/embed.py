@@ -593,6 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not _SIGNALLED:
       print(f"error: {redact_text(str(error))}", file=sys.stderr)
       return 2
+  except SystemExit:
+    raise  # argparse: --help, or a usage error it printed
   except BaseException:  # pylint: disable=broad-except  # shown, minus credentials
     if not _SIGNALLED:
       print(redact_text(traceback.format_exc()), file=sys.stderr)

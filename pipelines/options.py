@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import difflib
 import math
 import os
@@ -140,13 +141,16 @@ Example:
 
 def model_options() -> dict[str, tuple[str, Option]]:
   """Every model's options: flag name -> (model name, Option). Names are unique across
-  models and never shadow a shared option (checked)."""
+  models and never shadow a shared option or a Beam pipeline option (checked: Dataflow's
+  own ``--labels``, which Airflow's Beam operator always passes, is why CLAP's labels
+  flag is ``--clap_labels``)."""
   out: dict[str, tuple[str, Option]] = {}
-  shared = {o.name for o in SHARED_OPTIONS} | {"config"}
+  taken = {o.name for o in SHARED_OPTIONS} | {"config"} | _beam_option_names()
   for name in registry.MODELS:
     for option in registry.bundle_class(name).options:
-      if option.name in shared or option.name in out:
-        raise RuntimeError(f"option {option.name!r} of model {name!r} is defined twice")
+      if option.name in taken or option.name in out:
+        raise RuntimeError(f"option {option.name!r} of model {name!r} collides with another "
+                           "audiobeam or Beam option; name it --<model>_...")
       out[option.name] = (name, option)
   return out
 
@@ -259,8 +263,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _beam_option_names() -> set[str]:
-  return set(PipelineOptions([]).get_all_options().keys())
+@functools.lru_cache(maxsize=1)
+def _beam_option_names() -> frozenset[str]:
+  return frozenset(PipelineOptions([]).get_all_options().keys())
 
 
 def _suggest(name: str, candidates) -> str:

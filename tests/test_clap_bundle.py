@@ -67,7 +67,7 @@ def test_bundle_end_to_end_on_a_real_file(tmp_path):
   sf.write(path, np.stack([left, 0.5 * left[::-1]], axis=1), 44100, subtype="PCM_16")
 
   bundle = ClapBundle({"clap_checkpoint": checkpoint, "clap_hop_seconds": 7.5,
-                       "labels": ",".join(LABELS)}, Common(device="cpu"))
+                       "clap_labels": ",".join(LABELS)}, Common(device="cpu"))
   assets = bundle.resolve_assets(local_runner=True)
   local = {name: asset.local_path for name, asset in assets.items()}
   frames, clip, front, duration = _embed_file(bundle, path, local)

@@ -19,15 +19,15 @@ def _bundle(**values) -> ClapBundle:
 
 
 def test_labels_from_a_comma_separated_flag_or_a_list():
-  assert _bundle(labels="dog barking, rain ,train").labels == ("dog barking", "rain", "train")
-  assert _bundle(labels=["dog, barking", "rain"]).labels == ("dog, barking", "rain")
+  assert _bundle(clap_labels="dog barking, rain ,train").labels == ("dog barking", "rain", "train")
+  assert _bundle(clap_labels=["dog, barking", "rain"]).labels == ("dog, barking", "rain")
   assert _bundle().labels == ()
 
 
 def test_labels_file_one_per_line(tmp_path):
   path = tmp_path / "labels.txt"
   path.write_text("\ufeffdog barking\nrain\n  train  \n", encoding="utf-8")
-  bundle = _bundle(labels_file=str(path))
+  bundle = _bundle(clap_labels_file=str(path))
   assert bundle.labels == ("dog barking", "rain", "train")
   assert bundle.settings({"checkpoint": _asset()})["labels"] == ["dog barking", "rain", "train"]
 
@@ -49,12 +49,12 @@ def test_bad_labels_files_name_the_line(tmp_path, text, message):
   path = tmp_path / "labels.txt"
   path.write_text(text, encoding="utf-8")
   with pytest.raises(ConfigError, match=message):
-    _bundle(labels_file=str(path))
+    _bundle(clap_labels_file=str(path))
 
 
 @pytest.mark.parametrize("value,message", [
-    ("", "label 1 of --labels to be non-empty"),
-    ("dog,,rain", "label 2 of --labels to be non-empty"),
+    ("", "label 1 of --clap_labels to be non-empty"),
+    ("dog,,rain", "label 2 of --clap_labels to be non-empty"),
     ("dog,rain,", "label 3"),
     ("dog,rain,dog", "'dog' twice"),
     ([], "at least one label"),
@@ -62,7 +62,7 @@ def test_bad_labels_files_name_the_line(tmp_path, text, message):
 ])
 def test_bad_label_lists_are_config_errors(value, message):
   with pytest.raises(ConfigError, match=message):
-    _bundle(labels=value)
+    _bundle(clap_labels=value)
 
 
 @pytest.mark.parametrize("template,message", [
@@ -74,7 +74,7 @@ def test_bad_label_lists_are_config_errors(value, message):
     (None, "contain"),
 ])
 def test_bad_templates_are_config_errors(template, message):
-  values = dict(DEFAULTS, clap_checkpoint="/x", labels="dog", label_template=template)
+  values = dict(DEFAULTS, clap_checkpoint="/x", clap_labels="dog", clap_label_template=template)
   if template is None:
     with pytest.raises(ConfigError, match=message):
       lt.check_template(template)
@@ -85,23 +85,23 @@ def test_bad_templates_are_config_errors(template, message):
 
 def test_template_with_literal_braces_is_accepted():
   assert lt.label_texts(["dog"], "{{sound}}: {}") == ["{sound}: dog"]
-  assert _bundle(labels="dog", label_template="A {} sound.").label_template == "A {} sound."
+  assert _bundle(clap_labels="dog", clap_label_template="A {} sound.").label_template == "A {} sound."
 
 
 def test_both_labels_and_labels_file_is_an_error(tmp_path):
   path = tmp_path / "labels.txt"
   path.write_text("dog\n", encoding="utf-8")
-  with pytest.raises(ConfigError, match="either --labels or --labels_file"):
-    _bundle(labels="rain", labels_file=str(path))
+  with pytest.raises(ConfigError, match="either --clap_labels or --clap_labels_file"):
+    _bundle(clap_labels="rain", clap_labels_file=str(path))
 
 
 def test_missing_or_binary_labels_file_is_a_config_error(tmp_path):
   with pytest.raises(ConfigError, match="readable UTF-8"):
-    _bundle(labels_file=str(tmp_path / "absent.txt"))
+    _bundle(clap_labels_file=str(tmp_path / "absent.txt"))
   path = tmp_path / "binary.txt"
   path.write_bytes(b"\xff\xfe\x00dog")
   with pytest.raises(ConfigError, match="readable UTF-8"):
-    _bundle(labels_file=str(path))
+    _bundle(clap_labels_file=str(path))
 
 
 def test_zero_shot_is_a_softmax_of_scaled_cosines_with_ranks():
@@ -131,7 +131,7 @@ def test_bundle_without_labels_has_no_label_columns_or_extras():
   assert [f.name for f in bundle.clip_fields()] == ["embedding"]
   assert bundle.extras(["parquet"]) == []
   assert "labels" not in bundle.settings({"checkpoint": _asset()})
-  labelled = _bundle(labels="dog,rain")
+  labelled = _bundle(clap_labels="dog,rain")
   assert [f.name for f in labelled.clip_fields()] == ["embedding", "top_label", "top_label_score"]
   (extra,) = labelled.extras(["parquet"])
   assert extra.name == "labels" and extra.kind == "parquet"

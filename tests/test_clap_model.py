@@ -97,7 +97,7 @@ def test_labels_match_the_zero_shot_pipeline(fused):
   classify = pipeline("zero-shot-audio-classification", model=model,
                       feature_extractor=extractor, tokenizer=tokenizer, device="cpu")
   labels = ["dog barking", "rain", "a train passing", "birds singing", "speech"]
-  bundle = ClapBundle({"clap_checkpoint": path, "labels": ",".join(labels)}, Common())
+  bundle = ClapBundle({"clap_checkpoint": path, "clap_labels": ",".join(labels)}, Common())
   post = bundle.load_postprocessor({"checkpoint": path})
   runner = runner_for(path)
   for seconds, seed in ([(2.0, 1), (10.0, 2)] if not fused else [(3.0, 4)]):

@@ -39,7 +39,7 @@ def model_weights(test_weights, tmp_path_factory) -> dict[str, dict[str, str]]:
       "vggish": {"checkpoint": test_weights.checkpoint, "pca_params": test_weights.pca_params},
       "yamnet": {"yamnet_weights": yamnet_weights, "yamnet_class_map": yamnet_class_map},
       "clap": {"clap_checkpoint": write_clap(str(root / "clap")),
-               "labels": ["speech", "music", "noise, hiss"]},
+               "clap_labels": ["speech", "music", "noise, hiss"]},
       "ast": {"ast_checkpoint": ast_classification},
       "clmr": {"clmr_checkpoint": clmr_pt},
   }

@@ -1,7 +1,7 @@
 """CLAP (LAION HTSAT, as Hugging Face transformers ships it) as an audiobeam model bundle.
 
 Audio and text in one 512-d space: per-window and per-file audio embeddings,
-optional zero-shot labels (``--labels``), and text embeddings for text -> audio search
+optional zero-shot labels (``--clap_labels``), and text embeddings for text -> audio search
 (``models.clap.loading.load_clap(...).embed_text``).
 
 * Input: 48 kHz mono, resampled with "soxr_hq" and librosa's output length
@@ -18,8 +18,8 @@ optional zero-shot labels (``--labels``), and text embeddings for text -> audio 
 * Clip embedding: the windows pooled with ``--pooling`` (mean by default) and then
   always L2-normalised (CLAP compares by cosine; the pooled vector is put back on the
   unit sphere), whatever ``--normalize`` says.
-* Labels: ``--labels a,b,c`` or ``--labels_file FILE`` (one per line) with
-  ``--label_template`` (default "This is a sound of {}.", the zero-shot pipeline's).
+* Labels: ``--clap_labels a,b,c`` or ``--clap_labels_file FILE`` (one per line) with
+  ``--clap_label_template`` (default "This is a sound of {}.", the zero-shot pipeline's).
   Per clip: ``score = softmax(exp(logit_scale_a) * cos(clip, text(label)))``; clips get
   ``top_label`` and ``top_label_score``; the ``labels`` extra
   (``<output>/clap/labels/``) has one row per (uri, label).
@@ -114,7 +114,7 @@ class ClapBundle(ModelBundle):
 
   name = "clap"
   description = ("CLAP (LAION HTSAT via Hugging Face transformers): 512-d audio embeddings in "
-                 "a space shared with text; zero-shot labels with --labels.")
+                 "a space shared with text; zero-shot labels with --clap_labels.")
   default_batch_size = 16
   options = (
       Option("clap_checkpoint", "Hugging Face CLAP checkpoint folder (local, gs://, s3://, "
@@ -124,11 +124,11 @@ class ClapBundle(ModelBundle):
       Option("clap_hop_seconds", "seconds between the starts of CLAP's 10 s windows, in "
              "(0, 10] (default 10: side by side).", kind="float",
              default=DEFAULT_PARAMS.default_hop_seconds, metavar="SECONDS"),
-      Option("labels", "zero-shot labels for CLAP, comma-separated (or a YAML list).",
+      Option("clap_labels", "zero-shot labels for CLAP, comma-separated (or a YAML list).",
              kind="list", metavar="LABEL,LABEL,..."),
-      Option("labels_file", "file of zero-shot labels for CLAP, one per line (UTF-8).",
+      Option("clap_labels_file", "file of zero-shot labels for CLAP, one per line (UTF-8).",
              kind="path", metavar="FILE"),
-      Option("label_template", "text the CLAP text encoder sees for a label; '{}' is "
+      Option("clap_label_template", "text the CLAP text encoder sees for a label; '{}' is "
              f"replaced by the label (default {DEFAULT_PARAMS.default_label_template!r}).",
              default=DEFAULT_PARAMS.default_label_template, metavar="TEMPLATE"),
   )
@@ -139,30 +139,30 @@ class ClapBundle(ModelBundle):
     hop = self.values.get("clap_hop_seconds")
     self.hop_samples = hop_samples_for(DEFAULT_PARAMS.default_hop_seconds if hop is None else hop)
     self.hop_seconds = self.hop_samples / self.params.sample_rate_hz
-    template = self.values.get("label_template")
+    template = self.values.get("clap_label_template")
     self.label_template = label_tools.check_template(
         DEFAULT_PARAMS.default_label_template if template is None else template)
     self.labels = self._read_labels()
 
   def _read_labels(self) -> tuple[str, ...]:
-    """The label list from --labels or --labels_file (read here, in the launcher)."""
-    given, path = self.values.get("labels"), self.values.get("labels_file")
+    """The label list from --clap_labels or --clap_labels_file (read here, in the launcher)."""
+    given, path = self.values.get("clap_labels"), self.values.get("clap_labels_file")
     if given is not None and path is not None:
-      raise ConfigError("expected either --labels or --labels_file, found both; pass one.")
+      raise ConfigError("expected either --clap_labels or --clap_labels_file, found both; pass one.")
     if given is not None:
       return label_tools.parse_labels(given)
     if path is None:
       return ()
     try:
       local = asset_store.localize(str(path), self.common.cache_dir, what="labels file",
-                                   how_to_fix="Pass --labels_file a UTF-8 text file, one label "
+                                   how_to_fix="Pass --clap_labels_file a UTF-8 text file, one label "
                                               "per line.")
       with open(local, encoding="utf-8") as f:
         text = f.read()
     except (AudiobeamError, OSError, UnicodeDecodeError) as error:
-      raise ConfigError(f"expected --labels_file to name a readable UTF-8 text file, found "
+      raise ConfigError(f"expected --clap_labels_file to name a readable UTF-8 text file, found "
                         f"{path!r}: {error}") from None
-    return label_tools.parse_labels_text(text, where=f"--labels_file {path}")
+    return label_tools.parse_labels_text(text, where=f"--clap_labels_file {path}")
 
   # --- identity -----------------------------------------------------------------------
   @property

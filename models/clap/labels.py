@@ -1,4 +1,4 @@
-"""Zero-shot labels: parsing ``--labels`` / ``--labels_file`` / ``--label_template``, and
+"""Zero-shot labels: parsing ``--clap_labels`` / ``--clap_labels_file`` / ``--clap_label_template``, and
 scoring a clip embedding against the label text embeddings.
 
 Scoring follows transformers' ``zero-shot-audio-classification`` pipeline, which takes
@@ -40,30 +40,30 @@ def _check_unique(labels: Sequence[str], where: str, line_numbers: Sequence[int]
 
 
 def parse_labels(value: Any) -> tuple[str, ...]:
-  """``--labels`` value -> labels. A string is split on commas; a list (YAML) is taken item
+  """``--clap_labels`` value -> labels. A string is split on commas; a list (YAML) is taken item
   by item. Items are stripped; empty items and duplicates are ConfigErrors."""
   if isinstance(value, str):
     items = value.split(",")
   elif isinstance(value, (list, tuple)):
     items = list(value)
   else:
-    raise ConfigError(f"expected --labels as 'label,label,...' or a list of strings, found {value!r}")
+    raise ConfigError(f"expected --clap_labels as 'label,label,...' or a list of strings, found {value!r}")
   labels = []
   for i, item in enumerate(items):
     if not isinstance(item, str):
-      raise ConfigError(f"expected label {i + 1} of --labels to be a string, found {item!r}")
+      raise ConfigError(f"expected label {i + 1} of --clap_labels to be a string, found {item!r}")
     label = item.strip()
     if not label:
-      raise ConfigError(f"expected label {i + 1} of --labels to be non-empty, found "
+      raise ConfigError(f"expected label {i + 1} of --clap_labels to be non-empty, found "
                         f"{item!r} in {value!r}; remove the empty entry (stray comma?).")
     labels.append(label)
   if not labels:
-    raise ConfigError("expected at least one label in --labels, found none.")
-  _check_unique(labels, "--labels")
+    raise ConfigError("expected at least one label in --clap_labels, found none.")
+  _check_unique(labels, "--clap_labels")
   return tuple(labels)
 
 
-def parse_labels_text(text: str, where: str = "--labels_file") -> tuple[str, ...]:
+def parse_labels_text(text: str, where: str = "--clap_labels_file") -> tuple[str, ...]:
   """Contents of a labels file (one label per line, UTF-8; a final newline is fine) ->
   labels. Blank lines and duplicates are ConfigErrors naming the line."""
   if text.startswith("\ufeff"):
@@ -84,18 +84,18 @@ def parse_labels_text(text: str, where: str = "--labels_file") -> tuple[str, ...
 
 
 def check_template(template: Any) -> str:
-  """``--label_template``: a string with exactly one ``{}`` that ``str.format`` fills."""
+  """``--clap_label_template``: a string with exactly one ``{}`` that ``str.format`` fills."""
   if not isinstance(template, str) or "{}" not in template:
-    raise ConfigError(f"expected --label_template to contain '{{}}' where the label goes "
+    raise ConfigError(f"expected --clap_label_template to contain '{{}}' where the label goes "
                       f"(e.g. 'This is a sound of {{}}.'), found {template!r}")
   try:
     filled = template.format("\x00")
   except (IndexError, KeyError, ValueError) as error:
-    raise ConfigError(f"expected --label_template with a single '{{}}' and no other braces "
+    raise ConfigError(f"expected --clap_label_template with a single '{{}}' and no other braces "
                       f"(write a literal brace as '{{{{' or '}}}}'), found {template!r}: "
                       f"{type(error).__name__}: {error}") from None
   if filled.count("\x00") != 1:
-    raise ConfigError(f"expected --label_template to place the label once, found {template!r}")
+    raise ConfigError(f"expected --clap_label_template to place the label once, found {template!r}")
   return template
 
 

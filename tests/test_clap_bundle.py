@@ -137,7 +137,7 @@ def test_settings_record_what_determines_the_numbers(tmp_path):
   labels = tmp_path / "labels.txt"
   labels.write_text("rain\nwind\n", encoding="utf-8")
   bundle = ClapBundle({"clap_checkpoint": checkpoint, "clap_hop_seconds": 5.0,
-                       "labels_file": str(labels), "label_template": "A {} sound."},
+                       "clap_labels_file": str(labels), "clap_label_template": "A {} sound."},
                       Common(pooling="max"))
   settings = bundle.settings(bundle.resolve_assets(local_runner=True))
   assert settings == {

@@ -181,11 +181,13 @@ def _noop(_):
 
 
 def _needs_pyav(path: str) -> bool:
+  """Files ``audiobeam.audio`` decodes with FFmpeg: what libsndfile cannot read, and the
+  formats it streams wrongly (MP3: ``audiobeam.audio._FFMPEG_FORMATS``)."""
   import soundfile
 
+  from audiobeam.audio import _FFMPEG_FORMATS  # pylint: disable=import-outside-toplevel
   try:
-    soundfile.info(path)
-    return False
+    return soundfile.info(path).format in _FFMPEG_FORMATS
   except Exception:  # libsndfile cannot read it: the decoder falls back to PyAV.
     return True
 

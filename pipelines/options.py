@@ -83,8 +83,10 @@ SHARED_OPTIONS: tuple[Option, ...] = (
            "resampy's default filter), resampy (calls resampy), soxr_hq (faster, not "
            "reference-exact); CLAP always uses soxr_hq, its reference", kind="choice",
            default="kaiser_best", choices=RESAMPLERS),
-    Option("batch_size", f"model inputs per model call, 1..{MAX_BATCH_SIZE} (default: each "
-           "model's own: vggish 64)", kind="int", metavar="N"),
+    Option("batch_size", f"model inputs per model call, 1..{MAX_BATCH_SIZE}: N for every "
+           "model, or per model as 'vggish=512,clap=16' (a YAML mapping in a config); default: "
+           "each model's own (vggish 64, yamnet 64, clap 16, ast 8, clmr 32)",
+           kind="batch_sizes", metavar="N|MODEL=N,..."),
     Option("device", "where models run: auto (a GPU when one is visible), cpu or gpu "
            "(default: auto)", kind="choice", default="auto", choices=DEVICES),
     Option("backend", "VGGish/YAMNet implementation: tf (default) or torch", kind="choice",
@@ -170,7 +172,7 @@ class EmbedConfig:
   normalize: str = "none"
   short_clips: str = "reference"
   resampler: str = "kaiser_best"
-  batch_size: int | None = None
+  batch_size: int | dict[str, int] | None = None
   device: str = "auto"
   backend: str = "tf"
   allow_tf32: bool = False
@@ -198,6 +200,9 @@ class EmbedConfig:
     return [registry.bundle_class(m)(by_model[m], self.common) for m in self.model]
 
   def batch_size_of(self, bundle: ModelBundle) -> int:
+    """``--batch_size`` for this model: its own entry, the one number, or its default."""
+    if isinstance(self.batch_size, dict):
+      return self.batch_size.get(bundle.name) or bundle.default_batch_size
     return self.batch_size or bundle.default_batch_size
 
   @property
@@ -347,6 +352,8 @@ def _convert(option: Option, value: Any) -> Any:
     if number is None:
       raise ConfigError(f"expected {name} to be an integer, found {value!r}")
     return number
+  if kind == "batch_sizes":
+    return _batch_sizes(value)
   if kind == "float":
     try:
       number = float(value) if not isinstance(value, bool) else math.nan
@@ -356,6 +363,31 @@ def _convert(option: Option, value: Any) -> Any:
       raise ConfigError(f"expected {name} to be a finite number, found {value!r}")
     return number
   raise RuntimeError(f"option {option.name!r} has unknown kind {kind!r}")
+
+
+def _batch_sizes(value: Any) -> int | dict[str, int]:
+  """``--batch_size``: ``N``, ``"model=N,model=N"`` or a mapping -> int or {model: int},
+  each 1..MAX_BATCH_SIZE."""
+  def size(text: Any, where: str) -> int:
+    try:
+      number = int(text) if not isinstance(text, (bool, float)) else None
+    except (TypeError, ValueError):
+      number = None
+    if number is None or not 1 <= number <= MAX_BATCH_SIZE:
+      raise ConfigError(f"expected --batch_size{where} between 1 and {MAX_BATCH_SIZE}, found "
+                        f"{text!r}")
+    return number
+
+  if isinstance(value, str) and "=" in value:
+    pairs = [item.split("=", 1) for item in value.split(",") if item.strip()]
+    value = {k.strip(): v.strip() for k, v in pairs}
+  if isinstance(value, dict):
+    unknown = sorted(set(value) - set(registry.MODELS))
+    if unknown:
+      raise ConfigError(f"expected --batch_size per model among {', '.join(registry.MODELS)}, "
+                        f"found {', '.join(map(repr, unknown))}")
+    return {model: size(n, f" of {model}") for model, n in value.items()}
+  return size(value, "")
 
 
 _GLOB_CHARS = "*?["
@@ -425,9 +457,6 @@ def _validate(values: dict[str, Any], from_cli: set[str], beam_options: dict[str
                       f"{','.join(FORMATS)}, found {values.get('format')!r}")
   formats = tuple(f for f in FORMATS if f in formats)  # canonical order, no duplicates
   batch_size = shared["batch_size"]
-  if batch_size is not None and not 1 <= batch_size <= MAX_BATCH_SIZE:
-    raise ConfigError(f"expected --batch_size between 1 and {MAX_BATCH_SIZE}, found "
-                      f"{batch_size}")
   if shared["skip_existing"] and shared["output_mode"] == "replace":
     raise ConfigError("expected --skip_existing with --output_mode append (or none): an "
                       "incremental run keeps earlier rows, --output_mode replace drops them")

@@ -111,7 +111,7 @@ def test_tf32_is_off_unless_asked(test_vggish_model):
   """TensorFlow's TF32 switch is process-wide: building the model turns it off."""
   import tensorflow as tf
 
-  from vggish.model import set_tensorflow_tf32
+  from audiobeam.devices import set_tensorflow_tf32
 
   assert test_vggish_model.tf32_enabled is False
   assert test_vggish_model.backend == "tf"

@@ -128,8 +128,21 @@ class VGGishBundle(ModelBundle):
     return start, start + self.params.patch_span_seconds
 
   def load_model(self, local_assets: Mapping[str, str], device: str):
-    from vggish.model import VGGishModel  # pylint: disable=import-outside-toplevel
-    model = VGGishModel.from_checkpoint(local_assets["checkpoint"], self.params)
+    """``--backend tf`` (default): the TensorFlow network; ``torch``: the PyTorch one (on
+    ``cuda`` when ``--device`` says so or ``auto`` finds a GPU). TF32 off unless
+    ``--allow_tf32``."""
+    allow_tf32 = self.common.allow_tf32
+    if self.common.backend == "torch":
+      from vggish.torch_model import VGGishTorchModel  # pylint: disable=import-outside-toplevel
+      model = VGGishTorchModel.from_checkpoint(local_assets["checkpoint"], self.params,
+                                               device=device, allow_tf32=allow_tf32)
+    else:
+      from audiobeam import devices  # pylint: disable=import-outside-toplevel
+      from vggish.model import VGGishModel  # pylint: disable=import-outside-toplevel
+      if device == "cpu":
+        devices.hide_tensorflow_gpus()
+      model = VGGishModel.from_checkpoint(local_assets["checkpoint"], self.params,
+                                          allow_tf32=allow_tf32)
 
     def call(patches: np.ndarray) -> dict[str, np.ndarray]:
       return {"raw_embedding": model(patches)}

@@ -91,7 +91,8 @@ def _not_readable(path: str, reason: str) -> CheckpointError:
 def _open_reader(path: str, unparsed: "_Unparsed | None" = None):
   prefix = _check_exists(path)
   try:
-    import tensorflow as tf  # Lazy: importing vggish must not import TensorFlow.
+    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+    tf = import_tensorflow()  # Lazy: importing vggish must not import TensorFlow.
   except ImportError as e:
     if unparsed is None:
       raise

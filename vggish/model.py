@@ -25,12 +25,13 @@ from typing import Mapping
 
 import numpy as np
 
+from audiobeam import devices
 from vggish.network import POOL_SIZE, VARIABLE_SCOPE, VGGISH_LAYERS, check_patches
 from vggish.network import flops_per_patch as _flops_per_patch
 from vggish.network import variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
 
-__all__ = ["VGGishModel", "set_tensorflow_tf32"]
+__all__ = ["VGGishModel"]
 
 _GPU_SETUP_LOCK = threading.Lock()
 _GPU_SETUP_DONE = False
@@ -48,17 +49,6 @@ def _enable_gpu_memory_growth(tf) -> None:
       except RuntimeError:
         pass  # The runtime is already initialised; its setting stands.
     _GPU_SETUP_DONE = True
-
-
-def set_tensorflow_tf32(allow_tf32: bool) -> bool:
-  """Sets TensorFlow's process-wide TF32 switch; returns the state now in force.
-
-  ``False`` (the contract): float32 matmuls/convolutions on GPU run in full float32.
-  """
-  import tensorflow as tf  # Lazy: importing vggish must not import TensorFlow.
-
-  tf.config.experimental.enable_tensor_float_32_execution(bool(allow_tf32))
-  return bool(tf.config.experimental.tensor_float_32_execution_enabled())
 
 
 class VGGishModel:
@@ -82,9 +72,10 @@ class VGGishModel:
 
     check_variables({k: (tuple(np.shape(v)), np.asarray(v).dtype) for k, v in weights.items()},
                     params, source="weights passed to VGGishModel")
-    import tensorflow as tf  # Lazy: importing vggish must not import TensorFlow.
+    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+    tf = import_tensorflow()  # Lazy: importing vggish must not import TensorFlow.
 
-    self.tf32_enabled = set_tensorflow_tf32(allow_tf32)
+    self.tf32_enabled = devices.set_tensorflow_tf32(allow_tf32)
     _enable_gpu_memory_growth(tf)
     self.params = params
     self._tf = tf

@@ -33,68 +33,16 @@ from typing import Mapping
 import numpy as np
 
 from audiobeam.errors import ConfigError
+from audiobeam.devices import set_torch_tf32, torch_device, torch_tf32_state
 from vggish.network import POOL_SIZE, VGGISH_LAYERS, check_patches, walk
 from vggish.network import flops_per_patch as _flops_per_patch
 from vggish.params import DEFAULT_PARAMS, Params
 
-__all__ = ["VGGishTorchModel", "set_torch_tf32", "torch_tf32_state"]
-
-
-def set_torch_tf32(allow_tf32: bool) -> dict[str, object]:
-  """Sets PyTorch's process-wide TF32 switches; returns ``torch_tf32_state()``.
-
-  ``False`` (the contract): float32 convolutions and matmuls on GPU in full float32.
-  """
-  import torch
-
-  torch.backends.cuda.matmul.allow_tf32 = bool(allow_tf32)
-  torch.backends.cudnn.allow_tf32 = bool(allow_tf32)
-  torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
-  precision = "tf32" if allow_tf32 else "ieee"
-  for backend in (getattr(torch.backends.cuda, "matmul", None),
-                  getattr(getattr(torch.backends, "cudnn", None), "conv", None)):
-    if backend is not None and hasattr(backend, "fp32_precision"):  # torch >= 2.9
-      backend.fp32_precision = precision
-  return torch_tf32_state()
-
-
-def torch_tf32_state() -> dict[str, object]:
-  """The TF32 switches now in force, for reports: name -> value."""
-  import torch
-
-  state: dict[str, object] = {
-      "cuda.matmul.allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
-      "cudnn.allow_tf32": bool(torch.backends.cudnn.allow_tf32),
-      "float32_matmul_precision": torch.get_float32_matmul_precision(),
-  }
-  matmul = getattr(torch.backends.cuda, "matmul", None)
-  conv = getattr(getattr(torch.backends, "cudnn", None), "conv", None)
-  if matmul is not None and hasattr(matmul, "fp32_precision"):
-    state["cuda.matmul.fp32_precision"] = matmul.fp32_precision
-  if conv is not None and hasattr(conv, "fp32_precision"):
-    state["cudnn.conv.fp32_precision"] = conv.fp32_precision
-  return state
+__all__ = ["VGGishTorchModel"]
 
 
 def _resolve_device(torch, device: str):
-  if device == "auto":
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-  try:
-    resolved = torch.device(device)
-  except (RuntimeError, TypeError) as e:
-    raise ConfigError(f"unknown torch device {device!r}; expected 'cpu', 'cuda', 'cuda:N' "
-                      "or 'auto'.") from e
-  if resolved.type == "cuda":
-    if not torch.cuda.is_available():
-      raise ConfigError(
-          f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA GPU "
-          f"(torch.cuda.is_available() is False); use device='cpu', or install a CUDA "
-          "build of torch on a machine with an NVIDIA driver.")
-    if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-      raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s).")
-  elif resolved.type != "cpu":
-    raise ConfigError(f"device {device!r}: only 'cpu' and 'cuda' are supported.")
-  return resolved
+  return torch.device(torch_device(device))
 
 
 class VGGishTorchModel:

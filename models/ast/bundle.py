@@ -188,7 +188,7 @@ class ASTBundle(ModelBundle):
   # --- worker: model and postprocessing ---------------------------------------------
   def load_model(self, local_assets: Mapping[str, str], device: str
                  ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    from models import torch_runtime
+    from audiobeam import devices  # pylint: disable=import-outside-toplevel
     from models.ast.model import load_ast
 
     params, layout = validate_checkpoint_dir(local_assets["checkpoint"], self.hop_seconds)
@@ -196,8 +196,8 @@ class ASTBundle(ModelBundle):
       raise AssetError(f"the AST checkpoint at {local_assets['checkpoint']!r} is not the one "
                        f"resolved by the launcher ({layout} vs {self._layout}). {HOW_TO_FIX}")
     self._params, self._layout = params, layout
-    torch_device = torch_runtime.resolve_device(device)
-    torch_runtime.set_float32_precision(self.common.allow_tf32)
+    torch_device = devices.torch_device(device)
+    devices.set_torch_tf32(self.common.allow_tf32)
     return load_ast(local_assets["checkpoint"], layout, self.values["ast_embedding"],
                     torch_device, params.max_length_frames, params.num_mel_bins)
 

@@ -223,19 +223,9 @@ def load_tokenizer(path: str, config: Mapping[str, Any] | None = None):
 
 
 def resolve_device(device: str) -> str:
-  """``auto``/``cpu``/``gpu`` -> a torch device string; ConfigError for a GPU that is absent."""
-  import torch
-
-  if device == "auto":
-    return "cuda" if torch.cuda.is_available() else "cpu"
-  if device == "cpu":
-    return "cpu"
-  if device in ("gpu", "cuda"):
-    if not torch.cuda.is_available():
-      raise ConfigError("expected a CUDA GPU for --device gpu, found none "
-                        "(torch.cuda.is_available() is False); use --device cpu or auto.")
-    return "cuda"
-  raise ConfigError(f"expected --device auto, cpu or gpu, found {device!r}")
+  """``auto``/``cpu``/``gpu`` -> a torch device string (``audiobeam.devices.torch_device``)."""
+  from audiobeam.devices import torch_device  # pylint: disable=import-outside-toplevel
+  return torch_device(device)
 
 
 def _check_loading_info(info: Mapping[str, Any], path: str) -> None:
@@ -275,8 +265,8 @@ def load_clap(path: str, device: str = "auto", *, allow_tf32: bool = False,
   from models.clap.model import ClapRunner
 
   torch_device = resolve_device(device)
-  torch.backends.cuda.matmul.allow_tf32 = bool(allow_tf32)
-  torch.backends.cudnn.allow_tf32 = bool(allow_tf32)
+  from audiobeam.devices import set_torch_tf32  # pylint: disable=import-outside-toplevel
+  set_torch_tf32(allow_tf32)
   try:
     extractor = ClapFeatureExtractor.from_pretrained(path, local_files_only=True)
   except (OSError, ValueError, TypeError) as error:

@@ -120,11 +120,11 @@ class CLMRBundle(ModelBundle):
   # --- worker: model and postprocessing ---------------------------------------------
   def load_model(self, local_assets: Mapping[str, str], device: str
                  ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
-    from models import torch_runtime
+    from audiobeam import devices  # pylint: disable=import-outside-toplevel
     from models.clmr.model import load_clmr
 
-    torch_device = torch_runtime.resolve_device(device)
-    torch_runtime.set_float32_precision(self.common.allow_tf32)
+    torch_device = devices.torch_device(device)
+    devices.set_torch_tf32(self.common.allow_tf32)
     return load_clmr(local_assets["checkpoint"], torch_device, self.params)
 
   def load_postprocessor(self, local_assets: Mapping[str, str]) -> Postprocessor:

@@ -224,7 +224,8 @@ class YAMNetBundle(ModelBundle):
     [N, 96, 64] -> ``{"embedding": [N, 1024], "scores": [N, 521]}``. Thread-safe."""
     path = local_assets["weights"]
     if self.common.backend == "torch":
-      from models.yamnet.torch_model import YAMNetTorch, torch_device
+      from audiobeam.devices import torch_device  # pylint: disable=import-outside-toplevel
+      from models.yamnet.torch_model import YAMNetTorch
 
       return YAMNetTorch.from_h5(path, self.params, device=torch_device(device),
                                  allow_tf32=self.common.allow_tf32)

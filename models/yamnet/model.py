@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
+from audiobeam import devices
 from audiobeam.errors import InputError
 from models.yamnet.network import CLASSIFIER, YAMNET_LAYERS, flops_per_patch, weight_shapes
 from models.yamnet.params import DEFAULT_PARAMS, Params
@@ -101,7 +102,7 @@ class YAMNetModel:
     tf = import_tensorflow()  # Lazy: importing models.yamnet must not import TensorFlow.
 
     _enable_gpu_memory_growth(tf)
-    tf.config.experimental.enable_tensor_float_32_execution(bool(allow_tf32))
+    devices.set_tensorflow_tf32(allow_tf32)
     self.params = params
     self.device = device
     self._tf = tf

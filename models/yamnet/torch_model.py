@@ -23,28 +23,12 @@ from typing import Mapping
 
 import numpy as np
 
+from audiobeam.devices import set_torch_tf32, torch_device
 from models.yamnet.model import check_patches
 from models.yamnet.network import CLASSIFIER, YAMNET_LAYERS, same_padding
 from models.yamnet.params import DEFAULT_PARAMS, Params
 
-__all__ = ["YAMNetTorch", "torch_device"]
-
-
-def torch_device(device: str = "auto") -> str:
-  """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``gpu`` -> ``cuda`` (ConfigError
-  if none); anything else (``cpu``, ``cuda:1``) as given."""
-  import torch
-
-  if device == "auto":
-    return "cuda" if torch.cuda.is_available() else "cpu"
-  if device == "gpu":
-    if not torch.cuda.is_available():
-      from audiobeam.errors import ConfigError
-
-      raise ConfigError("expected a CUDA GPU for --device gpu, found none visible to torch; "
-                        "use --device cpu or auto.")
-    return "cuda"
-  return device
+__all__ = ["YAMNetTorch"]
 
 
 class YAMNetTorch:
@@ -64,10 +48,9 @@ class YAMNetTorch:
                   params, source="weights passed to YAMNetTorch")
     import torch  # Lazy: importing models.yamnet must not import torch.
 
-    torch.backends.cuda.matmul.allow_tf32 = bool(allow_tf32)
-    torch.backends.cudnn.allow_tf32 = bool(allow_tf32)
+    set_torch_tf32(allow_tf32)
     self.params = params
-    self.device = torch.device(torch_device(device))
+    self.device = torch.device(torch_device(device))  # audiobeam.devices
     self._torch = torch
 
     def tensor(key: str, axes: tuple[int, ...] | None = None):

@@ -74,6 +74,7 @@ __all__ = [
     "ledger",
     "output_dirs",
     "models",
+    "default_model",
     "part_files",
     "committed_paths",
     "uncommitted_part_files",
@@ -386,6 +387,24 @@ def models(path: str | Output) -> list[str]:
                                              or _glob_match(rel, "frames/part-*.parquet")):
         names.add(LEGACY_MODEL)
   return sorted(n for n in names - _NOT_MODELS if not n.startswith(("_", ".")))
+
+
+def default_model(path: str | Output) -> str:
+  """The model a tool uses when none is named: the first model of the latest run.json's
+  ``models`` (the run's ``--model`` order) that has committed clips, else the first in
+  alphabetical order. ConfigError when the output holds no model's rows."""
+  out = open_output(path)
+  present = models(out)
+  if not present:
+    raise ConfigError(f"expected committed clips of at least one model in {out.path!r}, found "
+                      "none; run `python -m pipelines.embed` into it first")
+  for directory in reversed(out.dirs):
+    record = out.run_records.get(directory) or {}
+    listed = record.get("models") or (record.get("config") or {}).get("model") or []
+    for name in listed if isinstance(listed, list) else []:
+      if name in present:
+        return name
+  return present[0]
 
 
 def part_files(path: str | Output, model: str | None, kind: str) -> list[PartFile]:

@@ -35,7 +35,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
   p.add_argument("--index", required=True, metavar="OUT",
                  help="an output of pipelines.embed (local, gs://, s3://; or a folder of dt= partitions)")
   p.add_argument("--model", default=None,
-                 help="which model's embeddings (default: clap for --text, else the only model)")
+                 help="which model's embeddings (default: clap for --text, else the run's "
+                      "first model)")
   query = p.add_mutually_exclusive_group(required=True)
   query.add_argument("--text", help="a description (models with a text encoder: clap)")
   query.add_argument("--audio", metavar="QUERY_FILE", help="an audio file (local, gs://, s3://)")
@@ -96,10 +97,7 @@ def _choose_model(out, model: str | None, text: bool) -> str:
                         f"{', '.join(present) or 'no models'} in {out.path!r}: search them with "
                         "--audio QUERY_FILE or --like URI, or embed the collection with "
                         "--model clap")
-  if len(present) == 1:
-    return present[0]
-  raise ConfigError(f"expected --model to pick one of the models in {out.path!r}: "
-                    f"{', '.join(present) or 'none'}")
+  return outputs.default_model(out)
 
 
 def format_table(hits, frames: bool) -> str:

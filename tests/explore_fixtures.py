@@ -8,7 +8,8 @@ imported into several modules is built once per module).
 with ``--model vggish,yamnet,clap`` and CLAP ``--labels`` over a small real corpus: the
 example clips (``examples/audio/*``, copied into ``corpus/examples/``), a few generated
 WAVs in ``corpus/tones/`` and ``corpus/noise/`` (so that ``--color_by folder`` separates
-something), and a corrupt file at the top (an ``errors/`` row per model). The weights are
+something), a corrupt file at the top and an ``--input`` pattern that matches nothing (an
+``errors/`` row per model each: ``unsupported_format``, ``no_match``). The weights are
 the deterministic TEST weights each model's own tool writes (``model_weights`` of
 ``tests/test_multimodel.py``): the vectors mean nothing, but every file, column,
 provenance record and ledger entry is what the pipeline writes.
@@ -33,8 +34,8 @@ import pytest
 
 from test_multimodel import model_weights  # noqa: F401  (fixture: every model's test weights)
 
-__all__ = ["RealOutput", "MODELS", "LABELS", "FOLDERS", "real_output", "appended_output",
-           "other_weights", "model_weights"]
+__all__ = ["RealOutput", "MODELS", "LABELS", "FOLDERS", "NO_MATCH", "real_output",
+           "appended_output", "other_weights", "model_weights"]
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ("vggish", "yamnet", "clap")
@@ -43,6 +44,8 @@ LABELS = ("speech", "music", "a pure tone", "noise, hiss")
 FOLDERS = ("examples", "noise", "tones")
 _TONES_HZ = (220.0, 440.0, 880.0)
 BROKEN = "broken.wav"
+NO_MATCH = "birds/*.wav"
+"""An --input pattern (below the corpus) that matches nothing in the first run."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +102,8 @@ def real_output(model_weights, tmp_path_factory) -> RealOutput:  # noqa: F811
   labels_file = root / "labels.txt"
   labels_file.write_text("\n".join(LABELS) + "\n", encoding="utf-8")
   output = root / "out"
-  summary = embed.run(["--input", str(corpus / "**"), "--output", str(output),
+  summary = embed.run(["--input", str(corpus / "**"), "--input", str(corpus / "birds" / "*.wav"),
+                       "--output", str(output),
                        "--model", ",".join(MODELS), "--labels_file", str(labels_file),
                        *_flags(model_weights, MODELS)])
   return RealOutput(str(output), str(corpus), tuple(files), summary, model_weights)

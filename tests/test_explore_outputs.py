@@ -74,7 +74,9 @@ def test_real_output_models_tables_and_provenance(real_output):
               for m in _MODELS}
   assert by_model == {m: sorted(t for t, n in counts[m]["errors_by_type"].items()
                                 for _ in range(n)) for m in _MODELS}
-  assert by_model["vggish"] == ["too_short", "unsupported_format"]  # the 0.5 s example clip
+  # The 0.5 s example clip, the corrupt file, the pattern that matched nothing.
+  assert by_model["vggish"] == ["no_match", "too_short", "unsupported_format"]
+  assert by_model["clap"] == by_model["yamnet"] == ["no_match", "unsupported_format"]
   assert outputs.uncommitted_part_files(out) == []
 
 

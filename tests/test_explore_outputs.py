@@ -251,13 +251,18 @@ def test_reads_s3_output_through_beam_filesystems(s3_emulator, real_output):
 
 def test_vggish_only_layout_reads_as_model_vggish_written_by_the_test(tmp_path):
   """The VGGish-only pipeline's layout (clips/, frames/, tfrecord/, errors/ at the top,
-  errors without a model column): read as model ``vggish`` by every reader."""
-  from explore import sql, summary
+  errors without a model column) and provenance (``checkpoint_uri``, ``pca_params_uri``,
+  their sha256 in ``settings``; no ``options``): read as model ``vggish`` by every reader;
+  searchable with --like, not with --audio (how to embed a query is not recorded)."""
+  from explore import search, sql
   from explore.testing import synthetic_provenance, write_run_json
 
   out = str(tmp_path / "legacy")
   run_id = "20261121T154003Z-76ed42"
-  provenance = synthetic_provenance("vggish", run_id)
+  new_style = synthetic_provenance("vggish", run_id)
+  provenance = {"run_id": run_id, "settings": new_style["settings"],
+                "settings_sha256": new_style["settings_sha256"], "versions": new_style["versions"],
+                **{f"{name}_uri": a["uri"] for name, a in new_style["assets"].items()}}
   vectors = np.random.default_rng(0).standard_normal((3, 128)).astype(np.float32)
   uris = [f"/data/a{i}.wav" for i in range(3)]
   write_table(pa.table({"uri": uris, "run_id": [run_id] * 3,
@@ -274,6 +279,11 @@ def test_vggish_only_layout_reads_as_model_vggish_written_by_the_test(tmp_path):
   assert outputs.read_frames(out, "vggish").num_rows == 3
   record = summary.describe(out)["partitions"][0]["models"]["vggish"]
   assert (record["clips"], record["frames"], record["errors_by_type"]) == (3, 3, {"too_short": 1})
+  assert record["runs"][run_id]["assets"] == new_style["assets"]
   con = sql.connect(out)
   assert con.sql("SELECT count(*) FROM vggish_clips").fetchone() == (3,)
   assert con.sql("SELECT count(*) FROM errors").fetchone() == (1,)
+  index = search.open_index(out, "vggish", cache_dir=str(tmp_path / "cache"))
+  assert index.query(search.query_vector_from_row(index, uris[1]), 1)[0].uri == uris[1]
+  with pytest.raises(ConfigError, match="record the vggish options .* search with --like"):
+    search.query_vector_from_audio(index, "vggish", "/data/a0.wav")

@@ -294,6 +294,8 @@ def test_cli_text_json_like_table_and_audio_frames(real_output, tmp_path, capsys
      r"expected --model to be one of the models in .* \(clap, vggish, yamnet\), found 'ast'"),
     (["--model", "vggish", "--text", "a dog"], r"embeds audio only: search it with --audio"),
     (["--like", "x.wav", "--top_k", "0"], r"expected --top_k >= 1, found 0"),
+    (["--model", "yamnet", "--audio", "QUERY", "--asset", "nonsense"],
+     r"expected --asset NAME=PATH, found 'nonsense'"),
     (["--model", "yamnet", "--like", "/not/in/the/index.wav"], r"no row for '/not/in/the/index.wav'"),
     (["--model", "vggish", "--audio", "QUERY", "--checkpoint", "OTHER", "--pca_params", "OTHERPCA"],
      r"found other weights: checkpoint: the index was made with sha256 [0-9a-f]{64}"),
@@ -315,3 +317,12 @@ def test_cli_missing_output_exits_2(tmp_path):
   assert done.returncode == 2
   assert "error: expected an audiobeam output with run.json" in done.stderr
   assert not (tmp_path / "nowhere").exists() and not (tmp_path / "c").exists()
+
+
+def test_cli_text_on_an_output_without_a_text_model_written_by_the_test(tmp_path, capsys):
+  out = write_synthetic_output(str(tmp_path / "out"), n_clips=4, models=("vggish", "yamnet"),
+                               leftover=False, write_frames=False).output
+  assert search_cli.main(["--index", out, "--text", "a dog", "--cache_dir", str(tmp_path)]) == 2
+  error = capsys.readouterr().err
+  assert error.startswith("error: expected --text to search a model that embeds text and audio "
+                          "in one space (clap), found only vggish, yamnet")

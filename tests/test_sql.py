@@ -218,3 +218,41 @@ def test_pandas_and_polars_read_every_output(real_output):
   # The committed files by name, for readers that take a list (one run here: all of them).
   assert sorted(outputs.committed_paths(out, "vggish", "clips")) == sorted(
       os.path.join(out, "vggish", "clips", n) for n in os.listdir(os.path.join(out, "vggish", "clips")))
+
+
+def test_readme_queries_straight_from_the_parquet_files(real_output):
+  """The README's plain-SQL queries (no views, no Python helpers) on the real output."""
+  out = real_output.output
+  counts = _counts(real_output)
+  con = duckdb.connect()
+  per_model = con.sql(f"""
+      SELECT regexp_extract(filename, '/([^/]+)/clips/', 1) AS model, count(*) AS clips,
+             avg(duration_seconds) AS mean_seconds
+      FROM read_parquet('{out}/*/clips/*.parquet', union_by_name = true) GROUP BY ALL ORDER BY model""").fetchall()
+  assert [(m, n) for m, n, _ in per_model] == [(m, counts[m]["files_embedded"]) for m in _MODELS]
+  rows = _rows(out, "clap")
+  uri = rows[2]["uri"]
+  neighbours = con.sql(f"""
+      WITH c AS (SELECT uri, embedding::FLOAT[512] AS e FROM read_parquet('{out}/clap/clips/*.parquet')),
+           q AS (SELECT e FROM c WHERE uri = $uri)
+      SELECT c.uri, array_cosine_similarity(c.e, q.e) AS score FROM c, q ORDER BY score DESC LIMIT 10""",
+                       params={"uri": uri}).fetchall()
+  matrix = np.array([r["embedding"] for r in rows], np.float64)
+  scores = matrix @ matrix[2] / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(matrix[2]))
+  assert neighbours[0][0] == uri and len(neighbours) == 10
+  np.testing.assert_allclose([s for _, s in neighbours], np.sort(scores)[::-1][:10], atol=1e-5)
+  joined = con.sql(f"""
+      SELECT c.uri, c.duration_seconds, f.frame_index, f.start_seconds, f.end_seconds
+      FROM read_parquet('{out}/yamnet/frames/*.parquet') f
+      JOIN read_parquet('{out}/yamnet/clips/*.parquet') c USING (uri) ORDER BY c.uri, f.frame_index""").fetchall()
+  assert len(joined) == counts["yamnet"]["frames"]
+  labels = con.sql(f"""
+      SELECT regexp_extract(uri, '([^/]+)/[^/]+$', 1) AS folder, label, count(*) AS clips
+      FROM read_parquet('{out}/clap/labels/*.parquet') WHERE rank = 1 GROUP BY ALL ORDER BY folder, clips DESC""").fetchall()
+  assert sum(n for _, _, n in labels) == counts["clap"]["files_embedded"]
+  assert {f for f, _, _ in labels} == {"examples", "noise", "tones"}
+  yamnet = con.sql(f"""
+      SELECT regexp_extract(uri, '([^/]+)/[^/]+$', 1) AS folder, top_labels[1].display_name AS label,
+             count(*) AS clips
+      FROM read_parquet('{out}/yamnet/clips/*.parquet') GROUP BY ALL ORDER BY folder, clips DESC""").fetchall()
+  assert sum(n for _, _, n in yamnet) == counts["yamnet"]["files_embedded"]

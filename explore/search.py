@@ -488,8 +488,8 @@ def _cache_key(model: str, provenance: Mapping[str, Any], overrides: Mapping[str
                cache_dir: str | None) -> tuple:
   values = dict(provenance.get("options") or {})
   values.update(overrides)
-  return (model, json.dumps(provenance, sort_keys=True), json.dumps(dict(overrides), sort_keys=True),
-          cache_dir, _file_stamps(values))
+  return (model, json.dumps(provenance, sort_keys=True),
+          json.dumps(dict(overrides), sort_keys=True), cache_dir, _file_stamps(values))
 
 
 def embedder_for(model: str, provenance: Mapping[str, Any], overrides: Mapping[str, str] = (),

@@ -8,7 +8,8 @@ commit (the ledger ``_audiobeam/``: writing now, or interrupted). Works on an ou
 directory, a DAG partition (``.../dt=2026-03-04/``) or a folder of partitions. ``--json``
 prints the same as JSON (``explore.summary.describe``). Reads only ``run.json``, the ledger's
 small JSON records and Parquet footers. Exits 2 with one ``error: expected ...`` line when
-OUT is not an output. Remote outputs: Beam's filesystem flags (``--s3_endpoint_url=...``) are passed on.
+OUT is not an output. Remote outputs: Beam's filesystem flags (``--s3_endpoint_url=...``)
+are passed on.
 """
 
 from __future__ import annotations

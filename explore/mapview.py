@@ -19,13 +19,13 @@ import dataclasses
 import html
 import math
 import os
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from audiobeam.assets import write_atomically
 from audiobeam.errors import ConfigError
 from explore import outputs
 from explore.projection import DEFAULT_METHOD, DEFAULT_SAMPLE, project, sample_indices, uri_order
@@ -62,7 +62,8 @@ class MapData:
 
   ``x``, ``y``: float32 [n]; ``duration_seconds``: float64 [n]; ``labels``: per point the
   hover text of its labels ('' when none); ``color``: per point a category (str) or a number
-  (float, NaN when missing) or None; ``total_clips``: committed clips before sampling.
+  (float, NaN when missing) or None; ``total_clips``: committed clips before sampling;
+  ``models``: every model of the output.
   """
 
   output: str
@@ -83,6 +84,7 @@ class MapData:
   run_ids: list[str]
   settings_sha256: list[str]
   assets: dict[str, str]
+  models: list[str] = dataclasses.field(default_factory=list)
 
   @property
   def sampled(self) -> bool:
@@ -162,19 +164,15 @@ def read_metadata_csv(path: str) -> tuple[dict[str, int], pa.Table]:
 # --- loading ------------------------------------------------------------------------------------
 
 def choose_model(path: str | outputs.Output, model: str | None) -> str:
-  """``model`` if the output has it; the only model when ``model`` is None."""
-  present = outputs.models(path)
-  path = path.path if isinstance(path, outputs.Output) else path
-  if not present:
-    raise ConfigError(f"expected committed clips of at least one model in {path!r}, found none")
+  """``model`` if the output has it; when ``model`` is None, ``outputs.default_model`` (the
+  run's first model)."""
+  out = outputs.open_output(path)
   if model is None:
-    if len(present) == 1:
-      return present[0]
-    raise ConfigError(f"expected --model to pick one of the models in {path!r}: "
-                      f"{', '.join(present)}")
+    return outputs.default_model(out)
+  present = outputs.models(out)
   if model not in present:
-    raise ConfigError(f"expected --model to be one of the models in {path!r} "
-                      f"({', '.join(present)}), found {model!r}")
+    raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
+                      f"({', '.join(present) or 'none'}), found {model!r}")
   return model
 
 
@@ -252,9 +250,15 @@ def _with_scores(table: pa.Table, name: str) -> list[list[tuple[str, float | Non
 
 
 def _categorical(values: Sequence[Any]) -> bool:
+  """Categories (a legend) unless the values are numbers that are not all integers
+  (``duration_seconds``) or are integers of more than ``MAX_CATEGORIES`` values
+  (``size_bytes``): those get a colour scale."""
   present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
   numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
-  return not (numeric and present and len(set(present)) > MAX_CATEGORIES)
+  if not (numeric and present):
+    return True
+  fractional = any(isinstance(v, float) and not v.is_integer() for v in present)
+  return not (fractional or len(set(present)) > MAX_CATEGORIES)
 
 
 def _resolve_color(color_by: str, *, table: pa.Table, uris: Sequence[str],
@@ -339,7 +343,7 @@ def load_map_data(path: str | outputs.Output, model: str | None = None, *,
       output=path.path, model=model, method=method, seed=seed, sample=sample, uris=uris,
       x=points[:, 0], y=points[:, 1], duration_seconds=durations, labels=labels,
       label_sources=list(sources), color_by=color_by, color_kind=color_kind, color=color,
-      total_clips=len(all_uris), run_ids=sorted(provs),
+      total_clips=len(all_uris), run_ids=sorted(provs), models=outputs.models(path),
       settings_sha256=sorted({p.get("settings_sha256", "") for p in provs.values()} - {""}),
       assets=assets)
 
@@ -531,25 +535,11 @@ def _check_destination(path: str, suffix: str, flag: str) -> str:
   return path
 
 
-def _write_atomically(path: str, payload: bytes) -> None:
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
-
-
 def write_html(data: MapData, path: str) -> int:
   """Writes the page to ``path`` (``.html``; temp file + rename); returns its size in bytes."""
   path = _check_destination(path, ".html", "--output")
   payload = html_page(data).encode("utf-8")
-  _write_atomically(path, payload)
+  write_atomically(os.path.abspath(path), lambda f: f.write(payload))
   return len(payload)
 
 
@@ -573,4 +563,4 @@ def write_png(data: MapData, path: str) -> None:
     raise ConfigError(f"expected a local Chromium or Chrome for --png (kaleido renders with it; "
                       f"apt-get install chromium, or set BROWSER_PATH), found an error: "
                       f"{type(error).__name__}: {error}") from None
-  _write_atomically(path, payload)
+  write_atomically(os.path.abspath(path), lambda f: f.write(payload))

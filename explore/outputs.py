@@ -7,14 +7,23 @@ An output directory (local path, ``file://``, ``gs://`` or ``s3://``) holds::
   <output>/<model>/frames/part-<run_id>-....parquet              one row per model input
   <output>/<model>/labels/part-....parquet            model extras (CLAP's zero-shot labels)
   <output>/errors/part-<run_id>-....parquet           one row per input without embedding
+  <output>/_audiobeam/                                the run ledger (pipelines/lifecycle.py):
+      runs/<run_id>.json          commit record of a run (every file it owns)
+      runs/<run_id>.started.json  a run that started and has not committed (running, killed)
+      staging/<run_id>/...        where a running job writes; moved into place on commit
+      lock.json                   the lease of the run writing now
 
 The Airflow DAG writes one such output per day, ``<root>/dt=YYYY-MM-DD/``; a ``<root>``
 holding partitions (and no ``run.json`` of its own) reads as the union of its partitions.
 
 Only *committed* part files are read: those whose run id ``run.json`` names (see
-``committed_run_ids``, the one place that decides). A run in progress, or one killed
-before it finished, leaves part files under a run id that ``run.json`` does not name;
-they are ignored (``summary`` lists them as uncommitted).
+``committed_run_ids``, the one place that decides). The pipeline writes into
+``_audiobeam/staging/`` and moves files into the readable folders only when it commits, so
+those folders hold committed files only and ``run.json``'s ``committed_run_ids`` names
+their runs; the check by run id is what keeps a reader consistent while a commit is
+moving files, and what reads outputs of the VGGish-only pipeline (which wrote part files
+in place: a run in progress or killed left part files that no ``run.json`` names).
+``ledger`` reports runs that started and did not commit, and the lease holder.
 
 Every Parquet file carries the run's provenance JSON in its schema metadata under
 ``audiobeam.provenance``; ``read_provenance`` reads it from the footer alone.
@@ -39,7 +48,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from audiobeam.errors import ConfigError, InputError
+from audiobeam.errors import ConfigError
 
 __all__ = [
     "RUN_JSON",
@@ -60,8 +69,12 @@ __all__ = [
     "parse_part_name",
     "read_run_json",
     "committed_run_ids",
+    "LEDGER_DIR",
+    "Ledger",
+    "ledger",
     "output_dirs",
     "models",
+    "default_model",
     "part_files",
     "committed_paths",
     "uncommitted_part_files",
@@ -85,8 +98,17 @@ LEGACY_MODEL = "vggish"
 ``frames/``, ``tfrecord/`` at the top instead of under ``vggish/``; they read as model
 ``vggish``."""
 MANIFEST_DIR = "_manifest"
+"""Where the VGGish-only pipeline's ``--skip_existing`` runs wrote their manifests
+(``run-<run_id>.jsonl``); a manifest there committed its run (see ``committed_run_ids``)."""
+LEDGER_DIR = "_audiobeam"
+"""The run ledger of the multi-model pipeline (``pipelines.lifecycle.LEDGER_DIR``; the
+layout below it is documented in ``pipelines/lifecycle.py``)."""
+_LEDGER_RUNS = f"{LEDGER_DIR}/runs"
+_LEDGER_STAGING = f"{LEDGER_DIR}/staging"
+_LEDGER_LOCK = f"{LEDGER_DIR}/lock.json"
+_STARTED_SUFFIX = ".started.json"
 _PARTITION_GLOB = "dt=*"
-_NOT_MODELS = frozenset({ERRORS_DIR, MANIFEST_DIR})
+_NOT_MODELS = frozenset({ERRORS_DIR, MANIFEST_DIR, LEDGER_DIR})
 _PART_RE = re.compile(
     r"^part-(?P<run_id>.+)-(?P<shard>\d{5})-of-(?P<num_shards>\d{5})(?P<suffix>\..+)?$")
 _MANIFEST_RE = re.compile(r"^run-(?P<run_id>.+)\.jsonl$")
@@ -207,9 +229,12 @@ def committed_run_ids(output: str, run_record: dict | None = None,
 
   - ``run.json``'s ``committed_run_ids`` (a list), when it has one (incremental runs that
     keep earlier runs' files may name them all there);
-  - else its ``run_id``, plus the runs that committed an incremental-run manifest
-    (``<output>/_manifest/run-<run_id>.jsonl``: ``--skip_existing`` keeps those runs'
-    part files, and a run writes its manifest only after its job succeeded).
+    Every run of the multi-model pipeline writes it (its ``_audiobeam/runs/<id>.json``
+    commit records name the same runs); an empty list: no run is committed;
+  - else (outputs of the VGGish-only pipeline) its ``run_id``, plus the runs that
+    committed an incremental-run manifest (``<output>/_manifest/run-<run_id>.jsonl``:
+    ``--skip_existing`` kept those runs' part files, and a run wrote its manifest only
+    after its job succeeded).
 
   ``run_record`` and ``manifest_names`` (file names in ``_manifest/``) are read from
   ``output`` when not given.
@@ -343,7 +368,7 @@ def _all_parts(output: str) -> list[PartFile]:
 def _subdir(model: str | None, kind: str) -> str:
   if model is None:
     return kind
-  if not model or "/" in model or model in _NOT_MODELS or model.startswith((".", "dt=")):
+  if not model or "/" in model or model in _NOT_MODELS or model.startswith((".", "_", "dt=")):
     raise ConfigError(f"expected a model name such as 'vggish', found {model!r}")
   return f"{model}/{kind}"
 
@@ -361,7 +386,25 @@ def models(path: str | Output) -> list[str]:
       elif directory in out.legacy_dirs and (_glob_match(rel, "clips/part-*.parquet")
                                              or _glob_match(rel, "frames/part-*.parquet")):
         names.add(LEGACY_MODEL)
-  return sorted(names - _NOT_MODELS)
+  return sorted(n for n in names - _NOT_MODELS if not n.startswith(("_", ".")))
+
+
+def default_model(path: str | Output) -> str:
+  """The model a tool uses when none is named: the first model of the latest run.json's
+  ``models`` (the run's ``--model`` order) that has committed clips, else the first in
+  alphabetical order. ConfigError when the output holds no model's rows."""
+  out = open_output(path)
+  present = models(out)
+  if not present:
+    raise ConfigError(f"expected committed clips of at least one model in {out.path!r}, found "
+                      "none; run `python -m pipelines.embed` into it first")
+  for directory in reversed(out.dirs):
+    record = out.run_records.get(directory) or {}
+    listed = record.get("models") or (record.get("config") or {}).get("model") or []
+    for name in listed if isinstance(listed, list) else []:
+      if name in present:
+        return name
+  return present[0]
 
 
 def part_files(path: str | Output, model: str | None, kind: str) -> list[PartFile]:
@@ -387,8 +430,9 @@ def committed_paths(path: str | Output, model: str | None, kind: str) -> list[st
 
 
 def uncommitted_part_files(path: str | Output) -> list[PartFile]:
-  """Part files (any subdir) whose run id ``run.json`` does not name: runs in progress,
-  killed, or leftovers the next successful run removes."""
+  """Part files no committed run owns: those a run staged under ``_audiobeam/staging/``
+  (a run in progress, or killed: the next run removes them), and (VGGish-only pipeline)
+  part files in the readable folders whose run id ``run.json`` does not name."""
   out = open_output(path)
   leftovers = []
   for directory in out.dirs:
@@ -397,7 +441,73 @@ def uncommitted_part_files(path: str | Output) -> list[PartFile]:
         run_id = parse_part_name(part_path)
         if run_id is not None and run_id not in out.committed[directory]:
           leftovers.append(PartFile(part_path, size, run_id, out.full_path(directory)))
+    for rel, size in out.relative_files(directory):
+      if rel.startswith(_LEDGER_STAGING + "/") and parse_part_name(rel) is not None:
+        run_id = rel[len(_LEDGER_STAGING) + 1:].split("/", 1)[0]
+        leftovers.append(PartFile(out.full_path(directory, *rel.split("/")), size, run_id,
+                                  out.full_path(directory)))
   return sorted(leftovers, key=lambda p: p.path)
+
+
+@dataclasses.dataclass(frozen=True)
+class Ledger:
+  """What ``_audiobeam/`` of one output directory says (see ``pipelines/lifecycle.py``).
+
+  ``committed``: ``{run_id: committed_at}`` of the commit records; ``unfinished``:
+  ``{run_id: started record}`` of runs that started and did not commit (running now, or
+  killed: the next run removes their staging); ``staged``: ``{run_id: (files, bytes)}``
+  under ``staging/``; ``lease``: the ``lock.json`` record of the run writing now (None when
+  no run holds it).
+  """
+
+  committed: dict[str, str | None]
+  unfinished: dict[str, dict]
+  staged: dict[str, tuple[int, int]]
+  lease: dict | None
+
+
+def _read_json_file(path: str) -> dict | None:
+  """A small JSON object file, or None when it is absent, unreadable or not an object (a
+  ledger file being replaced)."""
+  try:
+    with open_binary(path) as f:
+      record = json.loads(f.read().decode("utf-8"))
+  except (OSError, ValueError, UnicodeDecodeError):
+    return None
+  return record if isinstance(record, dict) else None
+
+
+def ledger(path: str | Output, directory: str = "") -> Ledger:
+  """The ledger of the output directory ``directory`` of ``path`` (``""``: the output
+  itself; ``"dt=..."``: a partition). Outputs without a ledger (the VGGish-only
+  pipeline's) give an empty one."""
+  out = open_output(path)
+  committed: dict[str, str | None] = {}
+  started: dict[str, dict] = {}
+  staged: dict[str, list[int]] = {}
+  lease = None
+  for rel, size in out.relative_files(directory):
+    if not rel.startswith(LEDGER_DIR + "/"):
+      continue
+    full = out.full_path(directory, *rel.split("/"))
+    if rel.startswith(_LEDGER_RUNS + "/") and rel.count("/") == 2:
+      name = rel.rsplit("/", 1)[-1]
+      if name.endswith(_STARTED_SUFFIX):
+        started[name[:-len(_STARTED_SUFFIX)]] = _read_json_file(full) or {}
+      elif name.endswith(".json") and not name.startswith("."):
+        record = _read_json_file(full) or {}
+        if record.get("run_id") == name[:-len(".json")]:
+          committed[record["run_id"]] = record.get("committed_at")
+    elif rel.startswith(_LEDGER_STAGING + "/") and rel.count("/") >= 3:
+      run_id = rel[len(_LEDGER_STAGING) + 1:].split("/", 1)[0]
+      totals = staged.setdefault(run_id, [0, 0])
+      totals[0] += 1
+      totals[1] += size
+    elif rel == _LEDGER_LOCK:
+      lease = _read_json_file(full)
+  unfinished = {run: record for run, record in sorted(started.items()) if run not in committed}
+  return Ledger(dict(sorted(committed.items())), unfinished,
+                {run: (n, b) for run, (n, b) in sorted(staged.items())}, lease)
 
 
 # --- reading tables ------------------------------------------------------------------------------
@@ -497,23 +607,23 @@ def embedding_column(schema: pa.Schema, provenance: dict | None = None) -> str:
 def embedding_matrix(column: pa.ChunkedArray | pa.Array, what: str = "embedding") -> np.ndarray:
   """A fixed-size (or equal-length) list column -> float32 ``[N, D]``.
 
-  InputError when a row is null or the lengths differ (the rows are then not comparable).
+  ConfigError when a row is null or the lengths differ (the rows are then not comparable).
   """
   if isinstance(column, pa.ChunkedArray):
     column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
   if not is_vector_type(column.type):
-    raise InputError(f"expected {what} to be a list of numbers per row, found {column.type}",
-                     error_type="bad_embedding")
+    raise ConfigError(f"expected {what} to be a list of numbers per row, found {column.type}")
   if column.null_count:
-    raise InputError(f"expected every row to have an {what}, found {column.null_count} null "
-                     f"rows of {len(column)}", error_type="bad_embedding")
+    raise ConfigError(f"expected every row to have an {what}, found {column.null_count} null "
+                      f"rows of {len(column)}; re-embed the files of those rows")
   if pa.types.is_fixed_size_list(column.type):
     dim = column.type.list_size
   else:
     lengths = np.asarray(column.value_lengths())
     dim = int(lengths[0]) if len(lengths) else 0
     if len(lengths) and not np.all(lengths == dim):
-      raise InputError(f"expected every {what} to have the same length, found lengths "
-                       f"{sorted(set(lengths.tolist()))[:5]}", error_type="bad_embedding")
+      raise ConfigError(f"expected every {what} to have the same length, found lengths "
+                        f"{sorted(set(lengths.tolist()))[:5]}: rows of different models or "
+                        "settings are not comparable")
   values = column.flatten().to_numpy(zero_copy_only=False)
   return np.ascontiguousarray(values.reshape(len(column), dim), dtype=np.float32)

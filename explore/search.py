@@ -26,9 +26,15 @@ approximation; about 0.3 s per query for 1M x 512 on 2 cores (``bench/search_ben
   settings as the index (from its provenance; other weights or settings are refused).
   Every model goes through its bundle, rebuilt from the provenance
   (``bundle_from_provenance``) and run as the pipeline runs it (``audiobeam.api.Embedder``).
-* ``query_vector_from_text``: models with a text encoder (CLAP): the bundle's
-  ``text_embedder(local_assets, device)`` (see ``TEXT_EMBEDDER_METHOD``); other models are
-  refused with a clear error.
+  The weights' sha256 and the settings' hash are checked against the provenance before
+  the model is loaded.
+* ``query_vector_from_text``: models with a text encoder (``text_models()``: CLAP): the
+  bundle's ``text_embedder(local_assets, device)`` (see ``TEXT_EMBEDDER_METHOD``), same
+  checks; other models are refused with a clear error.
+
+Loaded query models are kept per process (``functools.lru_cache``, 3 each for audio and
+text), keyed by the provenance, the overrides and the size and mtime of the local weight
+files (a file replaced in place is loaded again).
 """
 
 from __future__ import annotations
@@ -56,7 +62,6 @@ from explore import outputs
 __all__ = [
     "LEVELS",
     "INDEX_FORMAT",
-    "TEXT_MODELS",
     "TEXT_EMBEDDER_METHOD",
     "Hit",
     "SearchIndex",
@@ -67,12 +72,12 @@ __all__ = [
     "query_vector_from_audio",
     "query_vector_from_text",
     "bundle_from_provenance",
+    "embedder_for",
+    "text_models",
 ]
 
 LEVELS = ("clips", "frames")
 INDEX_FORMAT = 1
-TEXT_MODELS = ("clap",)
-"""Models whose embeddings share a space with a text encoder."""
 TEXT_EMBEDDER_METHOD = "text_embedder"
 """``bundle.text_embedder(local_assets, device) -> Callable[[Sequence[str]], float32 [n, D]]``:
 the interface a text-capable bundle (CLAP) provides; D and the space are those of its
@@ -325,6 +330,13 @@ def asset_records(provenance: Mapping[str, Any]) -> dict[str, dict[str, str | No
   return records
 
 
+def text_models() -> tuple[str, ...]:
+  """Registered models whose bundle has a text encoder in the space of its clips
+  (``TEXT_EMBEDDER_METHOD``): CLAP today."""
+  from audiobeam.registry import MODELS, bundle_class  # pylint: disable=import-outside-toplevel
+  return tuple(m for m in MODELS if hasattr(bundle_class(m), TEXT_EMBEDDER_METHOD))
+
+
 def _check_same_weights(provenance: Mapping[str, Any], found: Mapping[str, tuple[str, str]],
                         model: str) -> None:
   """``found``: {asset: (uri, sha256)} the query would use; AssetError unless every asset
@@ -344,57 +356,147 @@ def _check_same_weights(provenance: Mapping[str, Any], found: Mapping[str, tuple
                      "(their URIs are in `python -m pipelines.inspect OUT`).")
 
 
+def _check_same_settings(provenance: Mapping[str, Any], settings: Mapping[str, Any],
+                         model: str) -> None:
+  """ConfigError unless ``settings`` (what the query would be embedded with) hash to the
+  index's ``settings_sha256`` (compared as ``settings`` when the hash is not recorded)."""
+  from transforms.provenance import settings_sha256  # pylint: disable=import-outside-toplevel
+  ours = json.loads(json.dumps(settings, sort_keys=True))
+  recorded_sha = provenance.get("settings_sha256")
+  theirs = provenance.get("settings")
+  same = (settings_sha256(ours) == recorded_sha if recorded_sha
+          else theirs is None or ours == theirs)
+  if same:
+    return
+  theirs = theirs if isinstance(theirs, Mapping) else {}
+  differ = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+  shown = "; ".join(f"{k}: index {theirs.get(k)!r}, query {ours.get(k)!r}" for k in differ[:6])
+  raise ConfigError(f"expected the query to be embedded with the {model} settings of the index "
+                    f"(settings_sha256 {recorded_sha}), found other settings"
+                    + (f" ({shown})" if shown else "") + ": its embedding would not be "
+                    "comparable. Search with this audiobeam version's settings or re-embed.")
+
+
+def _override_options(cls, model: str, provenance: Mapping[str, Any],
+                      overrides: Mapping[str, str]) -> dict[str, str]:
+  """``overrides`` (``--asset NAME=PATH``) -> option values. ``NAME`` is one of the model's
+  path options (``checkpoint``, ``yamnet_weights``, ``clap_checkpoint``, ...) or an asset
+  name of the provenance (``weights``, ``class_map``, ...: the path option whose recorded
+  value is that asset's URI). ConfigError for any other name: an override is never ignored."""
+  path_options = [o.name for o in cls.options if o.kind == "path"]
+  recorded = provenance.get("options") or {}
+  by_asset = {name: option for name, record in asset_records(provenance).items()
+              for option in path_options
+              if record.get("uri") and recorded.get(option) == record["uri"]}
+  values = {}
+  for name, path in overrides.items():
+    if name in path_options:
+      values[name] = path
+    elif name in by_asset:
+      values[by_asset[name]] = path
+    else:
+      raise ConfigError(f"expected --asset NAME=PATH with NAME one of {model}'s file options "
+                        f"({', '.join(path_options)})"
+                        + (f" or its assets ({', '.join(sorted(by_asset))})" if by_asset else "")
+                        + f", found {name!r}")
+  return values
+
+
 def bundle_from_provenance(model: str, provenance: Mapping[str, Any],
                            overrides: Mapping[str, str] = (), cache_dir: str | None = None):
   """The model's ``ModelBundle`` configured as the index's run was: its recorded option
-  values (``options``, ``overrides`` replacing some, e.g. a local copy of the weights)
-  and shared settings (``common``); on the CPU, caching remote weights in ``cache_dir``.
-  ConfigError when the provenance does not say (an output of an older audiobeam)."""
+  values (``options``; ``overrides`` replacing some, e.g. a local copy of the weights, see
+  ``_override_options``) and shared settings (``common``); on the CPU, caching remote
+  weights in ``cache_dir``. ConfigError when the provenance does not say (an output of an
+  older audiobeam) or the model is not registered."""
   from audiobeam.bundle import Common  # pylint: disable=import-outside-toplevel
   from audiobeam.registry import MODELS, bundle_class  # pylint: disable=import-outside-toplevel
 
   if model not in MODELS:
     raise ConfigError(f"expected the {model} model to be registered in audiobeam.registry to "
                       f"embed a query like its clips, found only {', '.join(MODELS)} in this "
-                      f"build; search {model} with --like URI meanwhile")
+                      f"build; search {model} with --like URI")
   cls = bundle_class(model)
   recorded_options = provenance.get("options")
   if not isinstance(recorded_options, Mapping):
     raise ConfigError(f"expected the index's provenance to record the {model} options "
-                      "(key 'options') to embed a query the same way, found none; re-embed "
-                      "with a newer audiobeam or search with --like")
+                      "(key 'options') to embed a query the same way, found none (an output "
+                      "of an older audiobeam); re-embed with this version or search with --like")
   values = {o.name: recorded_options.get(o.name, o.default) for o in cls.options}
-  values.update(dict(overrides))
+  values.update(_override_options(cls, model, provenance, dict(overrides)))
   fields = {f.name for f in dataclasses.fields(Common)}
   common = Common(**{**{k: v for k, v in (provenance.get("common") or {}).items() if k in fields},
                      "cache_dir": cache_dir, "device": "cpu"})
   return cls(values, common)
 
 
-@functools.lru_cache(maxsize=2)
-def _embedder(model: str, provenance_json: str, overrides_json: str, cache_dir: str | None):
-  """The model loaded as the index's run had it, kept for the next query of the same
-  process (a notebook, a server): loading costs seconds, a query milliseconds. Refuses
-  (AssetError/ConfigError) when its weights' sha256 or its settings differ from the
-  provenance's."""
+def _checked_bundle(model: str, provenance: Mapping[str, Any], overrides: Mapping[str, str],
+                    cache_dir: str | None):
+  """(bundle, resolved assets) for a query, after checking that the weights' sha256 and
+  the settings are the index's (AssetError / ConfigError before any model is loaded)."""
+  bundle = bundle_from_provenance(model, provenance, overrides, cache_dir)
+  assets = bundle.resolve_assets(local_runner=True)
+  _check_same_weights(provenance, {n: (a.uri, a.sha256) for n, a in assets.items()}, model)
+  _check_same_settings(provenance, bundle.settings(assets), model)
+  return bundle, assets
+
+
+def _file_stamps(bundle_values: Mapping[str, Any]) -> tuple:
+  """(path, size, mtime_ns) of every local file behind the option values: a weights file
+  replaced in place gives another cache key (the cached model is not reused for it)."""
+  stamps = []
+  for value in bundle_values.values():
+    if not isinstance(value, str) or not outputs.is_local(value) or not os.path.exists(value):
+      continue
+    paths = ([os.path.join(d, n) for d, _, names in os.walk(value) for n in names]
+             if os.path.isdir(value) else [value])
+    for path in sorted(paths):
+      info = os.stat(path)
+      stamps.append((path, info.st_size, info.st_mtime_ns))
+  return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=3)
+def _audio_embedder(model: str, provenance_json: str, overrides_json: str, cache_dir: str | None,
+                    stamps: tuple):
+  """The model loaded as the index's run had it (``audiobeam.api.Embedder``), kept for the
+  next query of the same process (a notebook, a server): loading costs seconds, a query
+  milliseconds. ``stamps``: part of the cache key only."""
+  del stamps
   from audiobeam.api import Embedder  # pylint: disable=import-outside-toplevel
-  provenance = json.loads(provenance_json)
-  embedder = Embedder(bundle_from_provenance(model, provenance, json.loads(overrides_json),
-                                             cache_dir))
-  _check_same_weights(provenance, {n: (a.uri, a.sha256) for n, a in embedder.assets.items()},
-                      model)
-  settings = embedder.bundle.settings(embedder.assets)
-  if provenance.get("settings") and settings != provenance["settings"]:
-    raise ConfigError(f"expected the query's {model} settings to equal the index's, found "
-                      f"{settings} vs {provenance['settings']}")
-  return embedder
+  bundle, _ = _checked_bundle(model, json.loads(provenance_json), json.loads(overrides_json),
+                              cache_dir)
+  return Embedder(bundle)
+
+
+@functools.lru_cache(maxsize=3)
+def _text_embedder(model: str, provenance_json: str, overrides_json: str, cache_dir: str | None,
+                   stamps: tuple) -> Callable[[Sequence[str]], np.ndarray]:
+  """The bundle's text embedder, loaded as the index's run had the model (kept, as
+  ``_audio_embedder``)."""
+  del stamps
+  bundle, assets = _checked_bundle(model, json.loads(provenance_json), json.loads(overrides_json),
+                                   cache_dir)
+  factory = getattr(bundle, TEXT_EMBEDDER_METHOD, None)
+  if factory is None:
+    raise ConfigError(f"expected the {model} bundle to provide {TEXT_EMBEDDER_METHOD}"
+                      "(local_assets, device) for --text, found none in this version")
+  return factory({name: asset.local_path for name, asset in assets.items()}, bundle.common.device)
+
+
+def _cache_key(model: str, provenance: Mapping[str, Any], overrides: Mapping[str, str],
+               cache_dir: str | None) -> tuple:
+  values = dict(provenance.get("options") or {})
+  values.update(overrides)
+  return (model, json.dumps(provenance, sort_keys=True),
+          json.dumps(dict(overrides), sort_keys=True), cache_dir, _file_stamps(values))
 
 
 def embedder_for(model: str, provenance: Mapping[str, Any], overrides: Mapping[str, str] = (),
                  cache_dir: str | None = None):
-  """``audiobeam.api.Embedder`` for ``model`` exactly as the provenance describes it."""
-  return _embedder(model, json.dumps(provenance, sort_keys=True),
-                   json.dumps(dict(overrides), sort_keys=True), cache_dir)
+  """``audiobeam.api.Embedder`` for ``model`` exactly as the provenance describes it (same
+  weights by sha256, same settings; AssetError / ConfigError otherwise)."""
+  return _audio_embedder(*_cache_key(model, provenance, dict(overrides), cache_dir))
 
 
 def _provenance_of(output: str | outputs.Output | SearchIndex, model: str, level: str) -> dict:
@@ -405,6 +507,10 @@ def _provenance_of(output: str | outputs.Output | SearchIndex, model: str, level
       raise ConfigError(f"expected an index of {model}, found one of {output.info['model']}")
     return output.provenance
   out = outputs.open_output(output)
+  present = outputs.models(out)
+  if model not in present:
+    raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
+                      f"({', '.join(present) or 'none'}), found {model!r}")
   return _check_one_space(outputs.provenances(out, model, level), model, level, out.path)
 
 
@@ -413,9 +519,10 @@ def query_vector_from_audio(output: str | outputs.Output | SearchIndex, model: s
                             cache_dir: str | None = None) -> np.ndarray:
   """The audio file ``audio`` embedded as the output's (or index's) ``model`` rows were:
   same weights and settings, read from the provenance (``overrides``: local copies of the
-  weights, by option name) -> its pooled clip embedding, float32 [D] (the pipeline's
-  computation, ``audiobeam.api.Embedder``). AssetError/ConfigError when that cannot be
-  done exactly (other weights, unknown settings)."""
+  weights, see ``_override_options``) -> its pooled clip embedding, float32 [D] (the
+  pipeline's computation, ``audiobeam.api.Embedder``). AssetError/ConfigError when that
+  cannot be done exactly (other weights, other settings, unknown settings); the
+  pipeline's InputError when the file cannot be embedded (too short, corrupt)."""
   provenance = _provenance_of(output, model, level)
   embedder = embedder_for(model, provenance, overrides or {}, cache_dir)
   return np.asarray(embedder.embed_file(audio).clip_columns["embedding"], dtype=np.float32)
@@ -425,27 +532,22 @@ def query_vector_from_text(output: str | outputs.Output | SearchIndex, model: st
                            overrides: Mapping[str, str] | None = None,
                            cache_dir: str | None = None) -> np.ndarray:
   """``text`` embedded by the model's text encoder (CLAP), in the space of its clips ->
-  float32 [D]. ConfigError for models without one (say which to use instead).
+  float32 [D] (unit norm). ConfigError for models without one (saying what to use instead)
+  or an empty text; AssetError when the weights differ from the clips'.
 
   ``output``: an output (path or ``Output``; its clips' provenance says how they were made)
   or an opened index."""
-  if model not in TEXT_MODELS:
+  capable = text_models()
+  if model not in capable:
     raise ConfigError(f"expected --text with a model that embeds text and audio in one space "
-                      f"({', '.join(TEXT_MODELS)}), found {model!r}, which embeds audio only: "
-                      f"search it with --audio QUERY_FILE or --like URI, or embed the collection "
-                      f"with --model clap")
+                      f"({', '.join(capable) or 'none registered'}), found {model!r}, which "
+                      f"embeds audio only: search it with --audio QUERY_FILE or --like URI, or "
+                      f"embed the collection with --model {' or '.join(capable) or 'clap'}")
   if not text or not text.strip():
     raise ConfigError("expected --text to be a non-empty description, found an empty one")
   provenance = _provenance_of(output, model, "clips")
-  bundle = bundle_from_provenance(model, provenance, overrides or {}, cache_dir)
-  factory = getattr(bundle, TEXT_EMBEDDER_METHOD, None)
-  if factory is None:
-    raise ConfigError(f"expected the {model} bundle to provide {TEXT_EMBEDDER_METHOD}"
-                      "(local_assets, device) for --text, found none in this version")
-  assets = bundle.resolve_assets(local_runner=True)
-  _check_same_weights(provenance, {n: (a.uri, a.sha256) for n, a in assets.items()}, model)
-  local = {name: asset.local_path for name, asset in assets.items()}
-  vectors = np.asarray(factory(local, "cpu")([text]), dtype=np.float32)
+  embed = _text_embedder(*_cache_key(model, provenance, dict(overrides or {}), cache_dir))
+  vectors = np.asarray(embed([text]), dtype=np.float32)
   if vectors.ndim != 2 or vectors.shape[0] != 1:
     raise ConfigError(f"expected {model}'s text embedder to return [1, D], found {vectors.shape}")
   return vectors[0]

@@ -1,9 +1,12 @@
 """What made an output: models, weights (URIs + sha256), runs, counts, settings.
 
-``describe(path)`` reads ``run.json`` and the Parquet footers (row counts and provenance;
-no embedding is read) of an output directory, a DAG partition ``dt=...``, or a folder of
+``describe(path)`` reads ``run.json``, the run ledger (``_audiobeam/``: runs that started
+and did not commit, the lease) and the Parquet footers (row counts and provenance; no
+embedding is read) of an output directory, a DAG partition ``dt=...``, or a folder of
 partitions, and returns a JSON-able record; ``format_text`` prints it for people
-(``python -m pipelines.inspect``).
+(``python -m pipelines.inspect``). Where ``run.json`` describes every committed row (one
+committed run), the counts read from the files are checked against its ``counts``: a
+difference is reported (``count_mismatches``), never hidden.
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ def describe(path: str | outputs.Output) -> dict[str, Any]:
     single = outputs.Output(out.path, (directory,), out.run_records, out.committed, out.files,
                             out.legacy_dirs)
     names = outputs.models(single)
+    models = {m: _model_record(out, directory, m, errors) for m in names}
+    counts = record.get("counts") or {}
+    book = outputs.ledger(out, directory)
     partitions.append({
         "output": full,
         "run_id": record.get("run_id"),
@@ -102,8 +108,17 @@ def describe(path: str | outputs.Output) -> dict[str, Any]:
         "finished_at": record.get("finished_at"),
         "config": record.get("config"),
         "run_json_counts": record.get("counts"),
-        "models": {m: _model_record(out, directory, m, errors) for m in names},
+        "files_matched": counts.get("files_matched"),
+        "models": models,
+        "count_mismatches": _count_mismatches(models, counts, out.committed[directory],
+                                              record.get("run_id")),
         "errors_without_model": dict(sorted(errors.get(None, collections.Counter()).items())),
+        "unfinished_runs": {run: {"started_at": r.get("started_at"), "host": r.get("host"),
+                                  "pid": r.get("pid"), "mode": r.get("mode"),
+                                  "staged_files": book.staged.get(run, (0, 0))[0],
+                                  "writing_now": (book.lease or {}).get("run_id") == run}
+                            for run, r in book.unfinished.items()},
+        "lease": book.lease,
         "uncommitted_part_files": [p.path for p in uncommitted if p.output == full],
     })
   totals: dict[str, dict[str, int]] = {}
@@ -113,6 +128,32 @@ def describe(path: str | outputs.Output) -> dict[str, Any]:
       for key in total:
         total[key] += record[key]
   return {"output": out.path, "partitions": partitions, "totals": totals}
+
+
+def _count_mismatches(models: dict[str, dict], counts: dict, committed: frozenset[str],
+                      run_id: str | None) -> list[str]:
+  """Where run.json's ``counts.models`` (of its own run) disagree with the committed files.
+  Only checked when that run is the only committed one (else its counts cover part of the
+  rows): clips = ``files_embedded``, frames = ``frames``, errors by type."""
+  by_model = counts.get("models")
+  if not isinstance(by_model, dict) or committed != frozenset([run_id]):
+    return []
+  problems = []
+  for model, record in sorted(models.items()):
+    expected = by_model.get(model)
+    if not isinstance(expected, dict):
+      problems.append(f"{model}: files hold rows, run.json has no counts for it")
+      continue
+    for ours, theirs in (("clips", "files_embedded"), ("frames", "frames"),
+                         ("errors_by_type", "errors_by_type")):
+      if theirs in expected and expected[theirs] != record[ours]:
+        problems.append(f"{model}: {ours} {record[ours]} in the files, run.json {theirs} "
+                        f"{expected[theirs]}")
+  for model in sorted(set(by_model) - set(models)):
+    if (by_model[model] or {}).get("files_embedded"):
+      problems.append(f"{model}: run.json counts {by_model[model]['files_embedded']} clips, "
+                      "the files hold none")
+  return problems
 
 
 def _short(sha: str | None) -> str:
@@ -135,6 +176,8 @@ def format_text(record: dict[str, Any]) -> str:
     committed = ", ".join(partition["committed_run_ids"])
     lines.append(f"{indent}run {partition['run_id']} (committed: {committed}), finished "
                  f"{partition.get('finished_at') or '?'}")
+    if partition.get("files_matched") is not None:
+      lines.append(f"{indent}files matched by the last run: {partition['files_matched']:,}")
     config = partition.get("config") or {}
     if config:
       shown = {k: config[k] for k in ("model", "input", "format", "pooling", "normalize",
@@ -160,6 +203,14 @@ def format_text(record: dict[str, Any]) -> str:
     if partition["errors_without_model"]:
       lines.append(f"{indent}errors of no model (matching): " + ", ".join(
           f"{k}={v}" for k, v in partition["errors_without_model"].items()))
+    for problem in partition["count_mismatches"]:
+      lines.append(f"{indent}COUNT MISMATCH with run.json: {problem}")
+    for run_id, run in partition["unfinished_runs"].items():
+      state = ("writing now (it holds the lease)" if run["writing_now"] else
+               "not committed: interrupted; the next run into this output removes its files")
+      lines.append(f"{indent}run {run_id} started {run.get('started_at') or '?'} on "
+                   f"{run.get('host') or '?'} (pid {run.get('pid')}), {run['staged_files']} "
+                   f"staged files, {state}; not read")
     if partition["uncommitted_part_files"]:
       lines.append(f"{indent}uncommitted part files (a run in progress, killed, or leftovers the "
                    f"next run removes; not read): {len(partition['uncommitted_part_files'])}")

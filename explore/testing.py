@@ -9,8 +9,11 @@ top labels per folder, error rows, and an *uncommitted* run's leftover part file
 killed before it wrote ``run.json``) that readers must ignore.
 
 The vectors are seeded random numbers, not embeddings of any audio. Nothing in the
-product calls this module; ``explore``'s tests and ``bench/map_bench.py``,
-``bench/search_bench.py`` do, until the multi-model pipeline writes real outputs for them.
+product calls this module. ``bench/map_bench.py`` and ``bench/search_bench.py`` use it for
+scale (100,000 and 1,000,000 clips); ``explore``'s tests read real pipeline outputs
+(``tests/explore_fixtures.py``) and use this module only for shapes one real run does not
+give (another sharding, runs with other settings, the VGGish-only layout), in tests whose
+names end in ``written_by_the_test``.
 """
 
 from __future__ import annotations

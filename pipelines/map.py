@@ -30,7 +30,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                  help="an output directory of pipelines.embed (local, gs://, s3://), a dt=... "
                       "partition, or a folder of dt=... partitions")
   p.add_argument("--model", default=None,
-                 help="which model's clips to map (default: the only model of the output)")
+                 help="which model's clips to map (default: the run's first model, i.e. the "
+                      "first of its --model list)")
   p.add_argument("--output", required=True, metavar="MAP.html", help="the HTML file to write")
   p.add_argument("--png", default=None, metavar="MAP.png",
                  help="also render a PNG (kaleido + a local Chromium)")
@@ -71,9 +72,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   shown = (f"{len(data.uris):,} of {data.total_clips:,} clips (sample, seed {args.seed})"
            if data.sampled else f"{len(data.uris):,} clips")
+  others = [m for m in data.models if m != data.model]
   print(f"wrote {args.output} ({size_bytes / 1e6:.1f} MB): {data.model}, {shown}, "
         f"{args.method}" + (f", PNG {args.png}" if args.png else "")
-        + f", {time.monotonic() - started:.1f} s")
+        + f", {time.monotonic() - started:.1f} s"
+        + (f" (also in this output: {', '.join(others)}; pick with --model)"
+           if others and args.model is None else ""))
   return 0
 
 

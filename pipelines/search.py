@@ -10,7 +10,10 @@ Exact cosine top-k. The first query of an output builds its index into the cache
 embeds the query with the index's own model, weights and settings (read from its
 provenance; other weights are refused); ``--text`` needs a model with a text encoder
 (CLAP); ``--like`` uses a clip already in the index. Prints a ranked table, or JSON with
-``--json``. Remote outputs: Beam's filesystem flags (``--s3_endpoint_url=...``) are passed on.
+``--json``. Bad input (no output there, a model the output does not have, --text for a
+model without a text encoder, other weights than the index's) exits with status 2 and one
+``error: expected ..., found ...`` line. Remote outputs: Beam's filesystem flags
+(``--s3_endpoint_url=...``) are passed on.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
   p.add_argument("--index", required=True, metavar="OUT",
                  help="an output of pipelines.embed (local, gs://, s3://; or a folder of dt= partitions)")
   p.add_argument("--model", default=None,
-                 help="which model's embeddings (default: clap for --text, else the only model)")
+                 help="which model's embeddings (default: clap for --text, else the run's "
+                      "first model)")
   query = p.add_mutually_exclusive_group(required=True)
   query.add_argument("--text", help="a description (models with a text encoder: clap)")
   query.add_argument("--audio", metavar="QUERY_FILE", help="an audio file (local, gs://, s3://)")
@@ -45,10 +49,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, l
                  help="where indexes (and copied weights) are cached (default $AUDIOBEAM_CACHE_DIR "
                       "or ~/.cache/audiobeam)")
   p.add_argument("--rebuild", action="store_true", help="build the index again")
-  p.add_argument("--checkpoint", default=None, help="VGGish: the index's checkpoint (a local copy)")
+  p.add_argument("--checkpoint", default=None,
+                 help="a local copy of the index's checkpoint (VGGish's file, CLAP's folder)")
   p.add_argument("--pca_params", default=None, help="VGGish: the index's PCA file (a local copy)")
   p.add_argument("--asset", action="append", default=[], metavar="NAME=PATH",
-                 help="any model: a local copy of the index's asset NAME (repeatable)")
+                 help="any model: a local copy of the index's weights, NAME a file option of "
+                      "the model (yamnet_weights, yamnet_class_map, clap_checkpoint, ...) or "
+                      "an asset name shown by pipelines.inspect (repeatable)")
   args, beam_flags = p.parse_known_args(argv)
   unknown = [f for f in beam_flags if not f.startswith("--")]
   if unknown:
@@ -72,7 +79,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def _choose_model(out, model: str | None, text: bool) -> str:
   from explore import outputs  # pylint: disable=import-outside-toplevel
-  from explore.search import TEXT_MODELS  # pylint: disable=import-outside-toplevel
+  from explore.search import text_models  # pylint: disable=import-outside-toplevel
 
   present = outputs.models(out)
   if model is not None:
@@ -81,13 +88,16 @@ def _choose_model(out, model: str | None, text: bool) -> str:
                         f"({', '.join(present) or 'none'}), found {model!r}")
     return model
   if text:
-    for name in TEXT_MODELS:
-      if name in present:
-        return name
-  if len(present) == 1:
-    return present[0]
-  raise ConfigError(f"expected --model to pick one of the models in {out.path!r}: "
-                    f"{', '.join(present) or 'none'}")
+    capable = [name for name in text_models() if name in present]
+    if capable:
+      return capable[0]
+    if len(present) != 1:  # one model: query_vector_from_text says what to do instead
+      raise ConfigError(f"expected --text to search a model that embeds text and audio in one "
+                        f"space ({', '.join(text_models())}), found only "
+                        f"{', '.join(present) or 'no models'} in {out.path!r}: search them with "
+                        "--audio QUERY_FILE or --like URI, or embed the collection with "
+                        "--model clap")
+  return outputs.default_model(out)
 
 
 def format_table(hits, frames: bool) -> str:

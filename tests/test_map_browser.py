@@ -7,8 +7,12 @@ screenshot), no console error, a real mouse hover shows the clip's uri in the to
 (including a uri with ``<``, ``&``, quotes and non-ASCII), and a click plays the clip (the
 real WAV file loads in the page's audio element). Also renders the PNG with kaleido.
 
-The output is WRITTEN BY THE TEST (``explore.testing.write_synthetic_output``, with real
-WAV files at the uris), not by the pipeline. Screenshots are saved under pytest's tmp dir
+``test_map_of_the_real_output_in_chromium`` maps the REAL pipeline output of
+``tests/explore_fixtures.py`` (vggish, yamnet, clap over a small corpus, test weights): every
+clip plotted, the hover of a real clip shows YAMNet's and CLAP's labels from its rows, a
+click plays the real file. The other tests use an output WRITTEN BY THE TEST
+(``explore.testing.write_synthetic_output``, with real WAV files at the uris) because they
+need a file name with ``<``, ``&``, quotes and non-ASCII characters. Screenshots are saved under pytest's tmp dir
 and copied to ``$AUDIOBEAM_TEST_ARTIFACTS`` when set. Skipped only when Chromium or
 chromedriver is not installed (CI installs Debian's ``chromium chromium-driver``).
 """
@@ -16,6 +20,7 @@ chromedriver is not installed (CI installs Debian's ``chromium chromium-driver``
 from __future__ import annotations
 
 import os
+import pathlib
 import shutil
 import time
 
@@ -24,6 +29,8 @@ import pytest
 
 from explore.testing import write_synthetic_output
 from pipelines import map as map_cli
+
+pytest_plugins = ("explore_fixtures",)
 
 _BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 _DRIVER = "chromedriver"
@@ -82,6 +89,21 @@ def _save_screenshot(driver, tmp_path, name: str) -> str:
     os.makedirs(target, exist_ok=True)
     shutil.copy(path, os.path.join(target, name))
   return path
+
+
+def _pixel_positions(driver, element) -> dict[str, tuple[float, float]]:
+  """uri -> (x, y) of its point, in pixels from the plot element's centre."""
+  positions = driver.execute_script("""
+    const gd = arguments[0], out = {};
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+    for (const trace of gd._fullData) {
+      trace.customdata.forEach((uri, i) => {
+        out[uri] = [xa._offset + xa.l2p(trace.x[i]) - box.width / 2,
+                    ya._offset + ya.l2p(trace.y[i]) - box.height / 2];
+      });
+    }
+    return out;""", element)
+  return {uri: tuple(xy) for uri, xy in positions.items()}
 
 
 def _point_offset(driver, element, uri: str) -> tuple[int, int]:
@@ -174,3 +196,64 @@ def test_map_png_is_rendered_offline(map_page, tmp_path):
   if target:
     os.makedirs(target, exist_ok=True)
     shutil.copy(png, os.path.join(target, "map_kaleido.png"))
+
+
+@pytest.fixture(scope="module")
+def real_map_page(real_output, tmp_path_factory):
+  """The map of the real output's YAMNet clips, coloured by folder, as the CLI writes it."""
+  page = tmp_path_factory.mktemp("real_map") / "map.html"
+  assert map_cli.main(["--input", real_output.output, "--model", "yamnet", "--output", str(page),
+                       "--method", "pca", "--color_by", "folder"]) == 0
+  return page
+
+
+def test_map_of_the_real_output_in_chromium(real_output, real_map_page, browser, tmp_path):
+  import pyarrow.parquet as pq
+  from selenium.webdriver.common.action_chains import ActionChains
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support.ui import WebDriverWait
+
+  rows = {r["uri"]: r for r in pq.read_table(os.path.join(real_output.output, "yamnet", "clips")).to_pylist()}
+  clap = {r["uri"]: r for r in pq.read_table(os.path.join(real_output.output, "clap", "clips")).to_pylist()}
+  browser.get(real_map_page.as_uri())
+  plot = WebDriverWait(browser, 30).until(
+      lambda d: d.find_element(By.CSS_SELECTOR, "#audiobeam-map.js-plotly-plot"))
+  WebDriverWait(browser, 30).until(lambda d: d.execute_script(
+      "return document.querySelectorAll('#audiobeam-map canvas').length > 0"))
+  time.sleep(0.5)
+  positions = _pixel_positions(browser, plot)
+  assert sorted(positions) == sorted(rows)  # every clip of the output, nothing else
+  legend = sorted(browser.execute_script(
+      "return document.getElementById('audiobeam-map')._fullData.map(t => t.name);"))
+  folders = [real_output.folder(u) for u in rows]
+  assert legend == sorted(f"{f} ({folders.count(f)})" for f in set(folders))
+  _save_screenshot(browser, tmp_path, "real_map_rendered.png")
+
+  # Hover the real WAV whose point is farthest from any other (no overlap to pick wrongly).
+  def isolation(uri):
+    x, y = positions[uri]
+    return min((x - a) ** 2 + (y - b) ** 2 for other, (a, b) in positions.items() if other != uri)
+  uri = max((u for u in positions if u.endswith(".wav")), key=isolation)
+  ActionChains(browser).move_to_element_with_offset(
+      plot, round(positions[uri][0]), round(positions[uri][1])).perform()
+  tooltip = WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+      "const h = document.querySelector('.hoverlayer .hovertext'); return h && h.textContent;"))
+  best = rows[uri]["top_labels"][0]
+  assert tooltip.startswith(uri), tooltip
+  assert f"duration {rows[uri]['duration_seconds']:.2f} s" in tooltip
+  assert f"yamnet: {best['display_name']} ({best['score']:.2f})" in tooltip
+  assert f"clap: {clap[uri]['top_label']} ({clap[uri]['top_label_score']:.2f})" in tooltip
+  _save_screenshot(browser, tmp_path, "real_map_hover.png")
+
+  ActionChains(browser).click().perform()
+  state = WebDriverWait(browser, 10).until(lambda d: d.execute_script("""
+    const p = document.getElementById('audiobeam-player');
+    return p.readyState >= 1 || p.error ? [p.src, p.readyState, p.error && p.error.code,
+      document.getElementById('audiobeam-status').textContent] : null;"""))
+  src, ready_state, error_code, status = state
+  assert error_code is None and ready_state >= 1, state
+  assert src == pathlib.Path(uri).as_uri() and status == f"Playing {uri}"
+  duration = browser.execute_script("return document.getElementById('audiobeam-player').duration;")
+  assert duration == pytest.approx(rows[uri]["duration_seconds"], abs=0.01)
+  severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+  assert not severe, severe

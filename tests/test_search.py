@@ -1,42 +1,36 @@
-"""Search (explore.search, python -m pipelines.search): index, exact top-k, query vectors.
+"""Search (explore.search, python -m pipelines.search) on REAL pipeline outputs.
 
-Outputs here are WRITTEN BY THE TEST, in the documented layout: synthetic vectors
-(``explore.testing``) for the index mechanics, and, for ``--audio``, real VGGish
-embeddings of the example clips computed with the library (``vggish.VGGish`` and the
-deterministic TEST weights), because the multi-model pipeline is not merged yet.
-``test_generic_bundle_path_with_a_test_only_fake_bundle`` uses a small fake bundle: the
-bundle-based models (CLAP's text encoder) are not merged yet either.
+``real_output`` (``tests/explore_fixtures.py``) is one real run of vggish, yamnet and clap
+over a small corpus with test weights. Expected answers are computed independently: clip
+embeddings read with pyarrow, cosines in float64 numpy, CLAP's text tower loaded with
+``models.clap.load_clap``. The command line is run as a user runs it, in a subprocess.
+Outputs WRITTEN BY THE TEST (``explore.testing``, in tests named so) remain only where a
+shape is needed that one real run does not give: committed runs with different settings,
+and part files added to an output between two searches.
 """
 
 from __future__ import annotations
 
-import glob
-import hashlib
 import json
 import os
-import pathlib
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from audiobeam.bundle import Asset, Common, FrontEnd, InputBlock, ModelBundle, Option, Postprocessor
-from audiobeam.bundle import pool_embedding
 from audiobeam.errors import AssetError, ConfigError
 from explore import search
-from explore.testing import (synthetic_provenance, write_run_json, write_synthetic_output,
-                             write_table)
+from explore.testing import synthetic_provenance, write_synthetic_output, write_table
 from pipelines import search as search_cli
 
-_REPO = pathlib.Path(__file__).resolve().parents[1]
-_EXAMPLES = sorted(glob.glob(str(_REPO / "examples" / "audio" / "*")))
+pytest_plugins = ("explore_fixtures",)
 
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory):
-  """Test-written output: vggish + clap, 60 clips in 4 folders, frames, a leftover run."""
-  root = tmp_path_factory.mktemp("search")
-  return write_synthetic_output(str(root / "out"), n_clips=60, models=("vggish", "clap"))
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_TOLERANCE = 1e-5  # the pipeline's rows vs the same computation run directly (test_multimodel)
 
 
 @pytest.fixture()
@@ -44,51 +38,113 @@ def cache_dir(tmp_path):
   return str(tmp_path / "cache")
 
 
-def _tree(path: str) -> list[tuple[str, int]]:
-  return sorted((os.path.relpath(os.path.join(d, n), path), os.path.getsize(os.path.join(d, n)))
+def _tree(path: str) -> list[tuple[str, int, int]]:
+  return sorted((os.path.relpath(os.path.join(d, n), path), os.path.getsize(os.path.join(d, n)),
+                 os.stat(os.path.join(d, n)).st_mtime_ns)
                 for d, _, names in os.walk(path) for n in names)
 
 
-def _brute_force(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-  """Independent float64 cosine similarities."""
-  m = matrix.astype(np.float64)
-  q = query.astype(np.float64)
-  return (m @ q) / (np.linalg.norm(m, axis=1) * np.linalg.norm(q))
+def _clips(output: str, model: str) -> tuple[list[str], np.ndarray]:
+  """(uris, float64 [N, D] embeddings) of a model's clips, read with pyarrow alone."""
+  table = pq.read_table(os.path.join(output, model, "clips"), columns=["uri", "embedding"])
+  return table["uri"].to_pylist(), np.stack(table["embedding"].to_numpy(zero_copy_only=False)).astype(np.float64)
 
 
-def test_index_is_cached_outside_the_output_and_exact(synthetic, cache_dir):
-  before = _tree(synthetic.output)
-  index = search.open_index(synthetic.output, "clap", cache_dir=cache_dir)
-  assert index.built and len(index) == 60 and index.dim == 512
+def _cosines(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
+  query = np.asarray(query, np.float64)
+  return (matrix @ query) / (np.linalg.norm(matrix, axis=1) * np.linalg.norm(query))
+
+
+def _cli(*args: str, env_cache: str) -> subprocess.CompletedProcess:
+  """``python -m pipelines.search ...`` in a child process, from the repository root."""
+  env = {**os.environ, "AUDIOBEAM_CACHE_DIR": env_cache}
+  return subprocess.run([sys.executable, "-m", "pipelines.search", *args], cwd=_REPO, env=env,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def _example(real_output, name: str) -> str:
+  return next(f for f in real_output.files if f.endswith(name))
+
+
+# --- the index ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", ["vggish", "yamnet", "clap"])
+def test_like_is_exact_cosine_over_the_real_clips(real_output, cache_dir, model):
+  uris, matrix = _clips(real_output.output, model)
+  index = search.open_index(real_output.output, model, cache_dir=cache_dir)
+  assert index.built and len(index) == len(uris) and index.dim == matrix.shape[1]
+  assert sorted(index.rows["uri"].to_pylist()) == sorted(uris)
+  query_uri = _example(real_output, "tone_440hz.wav")
+  vector = search.query_vector_from_row(index, query_uri)
+  hits = index.query(vector, top_k=len(uris) + 5)
+  expected = _cosines(matrix, matrix[uris.index(query_uri)])
+  assert hits[0].uri == query_uri and hits[0].score == pytest.approx(1.0, abs=1e-6)
+  assert len(hits) == len(uris) and [h.rank for h in hits] == list(range(1, len(uris) + 1))
+  np.testing.assert_allclose([h.score for h in hits], [expected[uris.index(h.uri)] for h in hits],
+                             atol=2e-6)
+  assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+  assert hits[0].start_seconds is None
+
+
+def test_index_is_cached_outside_the_output_and_rebuilt_when_broken(real_output, cache_dir):
+  before = _tree(real_output.output)
+  index = search.open_index(real_output.output, "yamnet", cache_dir=cache_dir)
   assert index.directory.startswith(os.path.join(cache_dir, "search"))
-  assert _tree(synthetic.output) == before  # nothing written into the user's output
+  assert _tree(real_output.output) == before  # nothing written into the user's output
   assert index.matrix.dtype == np.float32 and isinstance(index.matrix, np.memmap)
   np.testing.assert_allclose(np.linalg.norm(index.matrix, axis=1), 1.0, rtol=1e-6)
-  assert index.rows["uri"].to_pylist() == synthetic.uris  # leftover run not indexed
-
-  embeddings = synthetic.clip_embeddings["clap"]
-  query = embeddings[7] + 0.5 * np.random.default_rng(1).standard_normal(512).astype(np.float32)
-  hits = index.query(query, top_k=10)
-  expected = _brute_force(embeddings, query)
-  order = np.argsort(-expected, kind="stable")[:10]
-  assert [h.row for h in hits] == order.tolist()
-  assert [h.uri for h in hits] == [synthetic.uris[i] for i in order]
-  np.testing.assert_allclose([h.score for h in hits], expected[order], atol=2e-6)
-  assert [h.rank for h in hits] == list(range(1, 11)) and hits[0].start_seconds is None
-
-  again = search.open_index(synthetic.output, "clap", cache_dir=cache_dir)
+  assert index.info["run_ids"] == [real_output.summary.run_id]
+  assert index.provenance["settings_sha256"] == real_output.summary.provenance["yamnet"]["settings_sha256"]
+  again = search.open_index(real_output.output, "yamnet", cache_dir=cache_dir)
   assert not again.built and again.directory == index.directory
-  assert search.open_index(synthetic.output, "clap", cache_dir=cache_dir, rebuild=True).built
-  assert len(index.query(query, top_k=1000)) == 60
+  with open(os.path.join(index.directory, "index.json"), "w") as f:
+    f.write("{")
+  assert search.open_index(real_output.output, "yamnet", cache_dir=cache_dir).built
+  assert search.open_index(real_output.output, "yamnet", cache_dir=cache_dir, rebuild=True).built
 
 
-def test_key_follows_the_committed_parts(tmp_path, cache_dir):
+def test_a_second_committed_run_is_searched_with_the_first(appended_output, cache_dir):
+  appended, new_files = appended_output
+  index = search.open_index(appended.output, "vggish", cache_dir=cache_dir)
+  assert len(index.info["run_ids"]) == 2 and set(new_files) <= set(index.rows["uri"].to_pylist())
+  hit = index.query(search.query_vector_from_row(index, new_files[1]), 1)[0]
+  assert hit.uri == new_files[1] and hit.score == pytest.approx(1.0, abs=1e-6)
+
+
+def test_frames_have_start_times(real_output, cache_dir):
+  frames = pq.read_table(os.path.join(real_output.output, "vggish", "frames"))
+  index = search.open_index(real_output.output, "vggish", "frames", cache_dir=cache_dir)
+  assert len(index) == frames.num_rows and index.info["column"] == "raw_embedding"
+  uri = _example(real_output, "music_44k_stereo.flac")
+  vector = search.query_vector_from_row(index, uri, start_seconds=0.96)
+  hit = index.query(vector, top_k=3)[0]
+  assert (hit.uri, hit.start_seconds, hit.end_seconds) == (uri, 0.96, 0.96 + 0.975)
+  assert hit.score == pytest.approx(1.0, abs=1e-6)
+  with pytest.raises(ConfigError, match="no row for '/nope.wav'"):
+    search.query_vector_from_row(index, "/nope.wav")
+
+
+def test_bad_queries_are_refused(real_output, cache_dir):
+  index = search.open_index(real_output.output, "vggish", cache_dir=cache_dir)
+  with pytest.raises(ConfigError, match="128 numbers"):
+    index.query(np.ones(512), 5)
+  with pytest.raises(ConfigError, match="non-zero"):
+    index.query(np.zeros(128), 5)
+  with pytest.raises(ConfigError, match="top_k"):
+    index.query(np.ones(128), 0)
+  with pytest.raises(ConfigError, match="level to be one of clips, frames"):
+    search.open_index(real_output.output, "vggish", "words", cache_dir=cache_dir)
+  with pytest.raises(ConfigError, match=r"models in .* \(clap, vggish, yamnet\), found 'ast'"):
+    search.open_index(real_output.output, "ast", cache_dir=cache_dir)
+
+
+def test_key_follows_the_committed_parts_written_by_the_test(tmp_path, cache_dir):
   out = str(tmp_path / "grow")
   write_synthetic_output(out, n_clips=8, models=("vggish",), leftover=False, write_frames=False)
   first = search.open_index(out, "vggish", cache_dir=cache_dir)
   run_json = os.path.join(out, "run.json")
   record = json.load(open(run_json))
-  # A second committed run (incremental) adds rows: another key, a fresh build.
+  # A second committed run adds rows: another key, a fresh build.
   extra = "20260310T000000Z-e0e0e0"
   write_table(pa.table({"uri": ["/data/audio/new.wav"], "embedding": pa.FixedSizeListArray.from_arrays(
       pa.array(np.ones(128, np.float32)), 128)}), os.path.join(out, "vggish", "clips"), extra,
@@ -97,39 +153,9 @@ def test_key_follows_the_committed_parts(tmp_path, cache_dir):
   json.dump(record, open(run_json, "w"))
   second = search.open_index(out, "vggish", cache_dir=cache_dir)
   assert second.built and second.directory != first.directory and len(second) == 9
-  hit = second.query(np.ones(128), top_k=1)[0]
-  assert hit.uri == "/data/audio/new.wav" and hit.score == pytest.approx(1.0, abs=1e-6)
-  # A broken cache entry is rebuilt, not trusted.
-  with open(os.path.join(second.directory, "index.json"), "w") as f:
-    f.write("{")
-  assert search.open_index(out, "vggish", cache_dir=cache_dir).built
 
 
-def test_frames_level_has_start_times(synthetic, cache_dir):
-  index = search.open_index(synthetic.output, "vggish", "frames", cache_dir=cache_dir)
-  assert len(index) == sum(synthetic.frame_counts) and index.info["column"] == "raw_embedding"
-  uri = synthetic.uris[next(i for i, k in enumerate(synthetic.frame_counts) if k >= 2)]
-  vector = search.query_vector_from_row(index, uri, start_seconds=0.96)
-  hits = index.query(vector, top_k=3)
-  assert (hits[0].uri, hits[0].start_seconds, hits[0].end_seconds) == (uri, 0.96, 0.96 + 0.975)
-  assert hits[0].score == pytest.approx(1.0, abs=1e-6)
-  with pytest.raises(ConfigError, match="no row for '/nope.wav'"):
-    search.query_vector_from_row(index, "/nope.wav")
-
-
-def test_bad_queries_and_mixed_settings_are_refused(synthetic, tmp_path, cache_dir):
-  index = search.open_index(synthetic.output, "vggish", cache_dir=cache_dir)
-  with pytest.raises(ConfigError, match="128 numbers"):
-    index.query(np.ones(512), 5)
-  with pytest.raises(ConfigError, match="non-zero"):
-    index.query(np.zeros(128), 5)
-  with pytest.raises(ConfigError, match="top_k"):
-    index.query(np.ones(128), 0)
-  with pytest.raises(ConfigError, match="level to be one of clips, frames"):
-    search.open_index(synthetic.output, "vggish", "words", cache_dir=cache_dir)
-  with pytest.raises(ConfigError, match="models in .* found 'yamnet'"):
-    search.open_index(synthetic.output, "yamnet", cache_dir=cache_dir)
-  # Two committed runs with different settings: not one embedding space.
+def test_mixed_settings_are_refused_written_by_the_test(tmp_path, cache_dir):
   out = str(tmp_path / "mixed")
   write_synthetic_output(out, n_clips=4, models=("vggish",), leftover=False, write_frames=False)
   other = "20260311T000000Z-0the12"
@@ -143,246 +169,160 @@ def test_bad_queries_and_mixed_settings_are_refused(synthetic, tmp_path, cache_d
     search.open_index(out, "vggish", cache_dir=cache_dir)
 
 
-def test_text_queries_need_a_text_model(synthetic, cache_dir):
-  with pytest.raises(ConfigError, match="embeds audio only: search it with --audio"):
-    search.query_vector_from_text(synthetic.output, "vggish", "a dog barking")
-  with pytest.raises(ConfigError, match="clap model to be registered"):
-    search.query_vector_from_text(synthetic.output, "clap", "a dog barking", cache_dir=cache_dir)
+# --- --audio: the query embedded as the index's clips were ------------------------------------
+
+@pytest.mark.parametrize("model", ["vggish", "yamnet", "clap"])
+def test_audio_query_finds_the_file_first(real_output, cache_dir, model):
+  uris, matrix = _clips(real_output.output, model)
+  query = _example(real_output, "music_44k_stereo.flac")
+  vector = search.query_vector_from_audio(real_output.output, model, query, cache_dir=cache_dir)
+  np.testing.assert_allclose(vector, matrix[uris.index(query)], atol=_TOLERANCE, rtol=0)
+  hits = search.open_index(real_output.output, model, cache_dir=cache_dir).query(vector, 3)
+  assert hits[0].uri == query and hits[0].score > 0.9999
+  assert hits[1].score < hits[0].score
 
 
-def test_cli_like_table_json_and_errors(synthetic, cache_dir, capsys):
-  uri = synthetic.uris[0]
-  assert search_cli.main(["--index", synthetic.output, "--model", "clap", "--like", uri,
-                          "--top_k", "4", "--cache_dir", cache_dir]) == 0
-  captured = capsys.readouterr()
-  lines = captured.out.splitlines()
+def test_audio_query_of_frames_finds_the_moment(real_output, cache_dir):
+  query = _example(real_output, "tone_880hz.wav")
+  index = search.open_index(real_output.output, "vggish", "frames", cache_dir=cache_dir)
+  vector = search.query_vector_from_audio(index, "vggish", query, level="frames")
+  hits = index.query(vector, 3)
+  assert hits[0].uri == query and hits[0].start_seconds is not None
+
+
+def test_audio_query_refuses_other_weights_with_both_sha256(real_output, other_weights, cache_dir):
+  query = _example(real_output, "speech_16k_mono.wav")
+  recorded = real_output.summary.provenance
+  with pytest.raises(AssetError, match=(
+      r"other weights: checkpoint: the index was made with sha256 "
+      + recorded["vggish"]["assets"]["checkpoint"]["sha256"] + r" .*, the query would use [0-9a-f]{64}")):
+    search.query_vector_from_audio(real_output.output, "vggish", query, cache_dir=cache_dir,
+                                   overrides=other_weights["vggish"])
+  # An asset name as pipelines.inspect shows it ("weights") stands for its option.
+  with pytest.raises(AssetError, match="weights: the index was made with sha256 "
+                                       + recorded["yamnet"]["assets"]["weights"]["sha256"]):
+    search.query_vector_from_audio(real_output.output, "yamnet", query, cache_dir=cache_dir,
+                                   overrides={"weights": other_weights["yamnet"]["yamnet_weights"]})
+  with pytest.raises(ConfigError, match=r"--asset NAME=PATH with NAME one of yamnet's file "
+                                        r"options \(yamnet_weights, yamnet_class_map\).*'checkpoint'"):
+    search.query_vector_from_audio(real_output.output, "yamnet", query, cache_dir=cache_dir,
+                                   overrides={"checkpoint": other_weights["vggish"]["checkpoint"]})
+  # Local copies of the SAME weights are accepted (a user searching on another machine).
+  vector = search.query_vector_from_audio(real_output.output, "yamnet", query, cache_dir=cache_dir,
+                                          overrides={"weights": real_output.weights["yamnet"]["yamnet_weights"]})
+  assert vector.shape == (1024,)
+
+
+def test_audio_query_with_other_settings_is_refused(real_output, cache_dir):
+  provenance = json.loads(json.dumps(real_output.summary.provenance["vggish"]))
+  provenance["common"]["pooling"] = "max"  # the index says mean; max pooling is another space
+  with pytest.raises(ConfigError, match=r"other settings \(pooling: index 'mean', query 'max'\)"):
+    search.embedder_for("vggish", provenance, cache_dir=cache_dir)
+
+
+# --- --text: CLAP's text tower, in the space of its clips ---------------------------------------
+
+def test_text_query_ranks_clips_by_cosine_with_the_text_embedding(real_output, cache_dir):
+  from models.clap import load_clap
+
+  text = "a pure tone"
+  vector = search.query_vector_from_text(real_output.output, "clap", text, cache_dir=cache_dir)
+  hits = search.open_index(real_output.output, "clap", cache_dir=cache_dir).query(vector, 20)
+  # Independently: the checkpoint's text tower, and the clip rows read with pyarrow.
+  runner = load_clap(real_output.weights["clap"]["clap_checkpoint"], "cpu")
+  expected_text = runner.embed_text([text])[0]
+  np.testing.assert_allclose(vector, expected_text, atol=1e-6)
+  uris, matrix = _clips(real_output.output, "clap")
+  expected = _cosines(matrix, expected_text)
+  assert sorted(h.uri for h in hits) == sorted(uris)
+  # Each hit's score is its clip's cosine with the text, and they come best first (that
+  # is the ranking, whatever the order of float32 near-ties).
+  np.testing.assert_allclose([h.score for h in hits], [expected[uris.index(h.uri)] for h in hits],
+                             atol=1e-5)
+  np.testing.assert_allclose([h.score for h in hits], np.sort(expected)[::-1], atol=1e-5)
+
+
+def test_text_queries_need_a_text_model_and_the_index_weights(real_output, other_weights, cache_dir):
+  with pytest.raises(ConfigError, match=r"embeds audio only: search it with --audio .* --model clap"):
+    search.query_vector_from_text(real_output.output, "vggish", "a dog barking")
+  with pytest.raises(ConfigError, match="non-empty description"):
+    search.query_vector_from_text(real_output.output, "clap", "  ")
+  with pytest.raises(AssetError, match="other weights: checkpoint: the index was made with"):
+    search.query_vector_from_text(real_output.output, "clap", "a dog", cache_dir=cache_dir,
+                                  overrides={"checkpoint": other_weights["clap"]["clap_checkpoint"]})
+  assert search.text_models() == ("clap",)
+
+
+# --- the command line, as a user runs it ----------------------------------------------------------
+
+def test_cli_text_json_like_table_and_audio_frames(real_output, tmp_path, capsys):
+  cache = str(tmp_path / "cache")
+  done = _cli("--index", real_output.output, "--text", "noise, hiss", "--json", "--top_k", "3",
+              env_cache=cache)
+  assert done.returncode == 0, done.stderr
+  result = json.loads(done.stdout)
+  assert result["index"]["model"] == "clap"
+  assert result["index"]["rows"] == len(_clips(real_output.output, "clap")[0])
+  assert result["query"]["text"] == "noise, hiss" and len(result["results"]) == 3
+  assert result["index"]["directory"].startswith(os.path.join(cache, "search"))
+  scores = [r["score"] for r in result["results"]]
+  assert scores == sorted(scores, reverse=True) and result["results"][0]["rank"] == 1
+  direct = search.open_index(real_output.output, "clap", cache_dir=cache).query(
+      search.query_vector_from_text(real_output.output, "clap", "noise, hiss", cache_dir=cache), 3)
+  assert [r["uri"] for r in result["results"]] == [h.uri for h in direct]
+
+  uri = _example(real_output, "noise_0.wav")
+  done = _cli("--index", real_output.output, "--like", uri, "--top_k", "4", env_cache=cache)
+  assert done.returncode == 0, done.stderr
+  lines = done.stdout.splitlines()
   assert lines[0].split() == ["rank", "score", "uri"] and len(lines) == 5
   assert lines[1].split() == ["1", "1.0000", uri]
-  assert "building the search index of clap clips" in captured.err
-  assert search_cli.main(["--index", synthetic.output, "--model", "vggish", "--like", uri,
-                          "--frames", "--json", "--top_k", "3", "--cache_dir", cache_dir]) == 0
-  result = json.loads(capsys.readouterr().out)
-  assert result["index"]["level"] == "frames" and len(result["results"]) == 3
-  assert result["results"][0]["uri"] == uri and result["results"][0]["start_seconds"] == 0.0
-  assert search_cli.main(["--index", synthetic.output, "--text", "dogs", "--model", "vggish",
-                          "--cache_dir", cache_dir]) == 2
-  assert "embeds audio only" in capsys.readouterr().err
-  assert search_cli.main(["--index", synthetic.output, "--like", uri, "--cache_dir",
-                          cache_dir]) == 2
-  assert "pick one of the models" in capsys.readouterr().err
+  # No --model: the run's first model (it ran with --model vggish,yamnet,clap).
+  assert "building the search index of vggish clips" in done.stderr
 
-
-# --- --audio with VGGish: real embeddings of the example clips (test weights) ---------------------
-
-def _write_vggish_output(directory: str, model, files, *, checkpoint: str, pca_params: str,
-                         recorded_checkpoint_sha256: str | None = None) -> dict[str, np.ndarray]:
-  """Embeds ``files`` with the library and writes clips/frames in the documented layout
-  (WRITTEN BY THE TEST, as the pipeline will); returns {uri: clip embedding}."""
-  run_id = "20260304T120000Z-a0d10a"
-  clips, frames = [], []
-  for path in files:
-    embedded = model.embed_file(path)
-    clips.append((path, pool_embedding(embedded.raw, "mean", "none"), len(embedded)))
-    frames += [(path, i, embedded.start_seconds[i], embedded.raw[i], embedded.quantized[i])
-               for i in range(len(embedded))]
-  provenance = synthetic_provenance(
-      "vggish", run_id, asset_uris={"checkpoint": checkpoint, "pca_params": pca_params},
-      asset_sha256={"checkpoint": recorded_checkpoint_sha256 or model.assets.checkpoint_sha256,
-                    "pca_params": model.assets.pca_params_sha256},
-      settings={"params": model.params.as_dict(), "resampler": model.resampler})
-
-  def fsl(rows, value_type):
-    rows = np.stack(rows)
-    return pa.FixedSizeListArray.from_arrays(pa.array(rows.reshape(-1), value_type), rows.shape[1])
-
-  write_table(pa.table({"uri": [c[0] for c in clips], "num_frames": pa.array([c[2] for c in clips], pa.int32()),
-                        "embedding": fsl([c[1] for c in clips], pa.float32())}),
-              os.path.join(directory, "vggish", "clips"), run_id, provenance)
-  write_table(pa.table({"uri": [f[0] for f in frames],
-                        "frame_index": pa.array([f[1] for f in frames], pa.int32()),
-                        "start_seconds": [float(f[2]) for f in frames],
-                        "end_seconds": [float(f[2]) + 0.975 for f in frames],
-                        "raw_embedding": fsl([f[3] for f in frames], pa.float32()),
-                        "audio_embedding": fsl([f[4] for f in frames], pa.uint8())}),
-              os.path.join(directory, "vggish", "frames"), run_id, provenance)
-  write_run_json(directory, run_id, ["vggish"], {"vggish": provenance})
-  return {c[0]: c[1] for c in clips}
-
-
-@pytest.fixture(scope="module")
-def vggish_outputs(tmp_path_factory, test_weights):
-  from vggish.params import DEFAULT_PARAMS
-
-  # The loader the query path uses (memoised): the queries below reuse this model.
-  model = search._load_vggish(test_weights.checkpoint, test_weights.pca_params, DEFAULT_PARAMS,
-                              "kaiser_best", None)
-  files = [f for f in _EXAMPLES if "short" not in os.path.basename(f) and not f.endswith(".json")]
-  root = tmp_path_factory.mktemp("vggish_search")
-  good = str(root / "good")
-  embeddings = _write_vggish_output(good, model, files, checkpoint=test_weights.checkpoint,
-                                    pca_params=test_weights.pca_params)
-  other = str(root / "other_weights")
-  _write_vggish_output(other, model, files[:2], checkpoint=test_weights.checkpoint,
-                       pca_params=test_weights.pca_params, recorded_checkpoint_sha256="f" * 64)
-  return good, other, embeddings, files
-
-
-def test_audio_query_with_the_index_weights_finds_the_file(vggish_outputs, cache_dir, capsys):
-  good, _, embeddings, files = vggish_outputs
-  query = next(f for f in files if "music" in f)
-  vector = search.query_vector_from_audio(good, "vggish", query, cache_dir=cache_dir)
-  np.testing.assert_allclose(vector, embeddings[query], atol=1e-5)  # same weights + settings
-  assert search_cli.main(["--index", good, "--audio", query, "--json", "--top_k", "3",
-                          "--cache_dir", cache_dir]) == 0
-  results = json.loads(capsys.readouterr().out)["results"]
-  assert results[0]["uri"] == query and results[0]["score"] > 0.9999
-  assert len(results) == 3 and results[1]["score"] < results[0]["score"]
-  assert search_cli.main(["--index", good, "--audio", query, "--frames", "--top_k", "2",
-                          "--cache_dir", cache_dir]) == 0
+  # In this process (the VGGish model stays loaded from the tests above; a child would
+  # spend seconds importing TensorFlow): the table of frames.
+  query = _example(real_output, "tone_220hz.wav")
+  assert search_cli.main(["--index", real_output.output, "--model", "vggish", "--audio", query,
+                          "--frames", "--top_k", "2", "--cache_dir", cache]) == 0
   table = capsys.readouterr().out.splitlines()
-  assert table[0].split() == ["rank", "score", "start_s", "end_s", "uri"]
-  assert table[1].endswith(query)
+  assert table[0].split() == ["rank", "score", "start_s", "end_s", "uri"] and table[1].endswith(query)
 
 
-def test_audio_query_refuses_other_weights(vggish_outputs, cache_dir, capsys):
-  _, other, _, files = vggish_outputs
-  with pytest.raises(AssetError, match=r"other weights: checkpoint: the index was made with "
-                                       r"sha256 f{64}"):
-    search.query_vector_from_audio(other, "vggish", files[0], cache_dir=cache_dir)
-  assert search_cli.main(["--index", other, "--audio", files[0], "--cache_dir", cache_dir]) == 2
-  assert "Pass the index's weights" in capsys.readouterr().err
+@pytest.mark.parametrize("args, message", [
+    (["--model", "ast", "--like", "x.wav"],
+     r"expected --model to be one of the models in .* \(clap, vggish, yamnet\), found 'ast'"),
+    (["--model", "vggish", "--text", "a dog"], r"embeds audio only: search it with --audio"),
+    (["--like", "x.wav", "--top_k", "0"], r"expected --top_k >= 1, found 0"),
+    (["--model", "yamnet", "--audio", "QUERY", "--asset", "nonsense"],
+     r"expected --asset NAME=PATH, found 'nonsense'"),
+    (["--model", "yamnet", "--like", "/not/in/the/index.wav"], r"no row for '/not/in/the/index.wav'"),
+    (["--model", "vggish", "--audio", "QUERY", "--checkpoint", "OTHER", "--pca_params", "OTHERPCA"],
+     r"found other weights: checkpoint: the index was made with sha256 [0-9a-f]{64}"),
+])
+def test_cli_bad_input_exits_2_with_one_clear_line(real_output, other_weights, tmp_path, args, message):
+  replace = {"QUERY": _example(real_output, "speech_8k_mono.wav"),
+             "OTHER": other_weights["vggish"]["checkpoint"],
+             "OTHERPCA": other_weights["vggish"]["pca_params"]}
+  done = _cli("--index", real_output.output, *[replace.get(a, a) for a in args],
+              env_cache=str(tmp_path / "cache"))
+  assert done.returncode == 2 and done.stdout == ""
+  errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and errors[0].startswith("error: expected"), done.stderr
+  assert re.search(message, errors[0]), errors[0]
 
 
-# --- the generic path: a TEST-ONLY fake bundle, as CLAP's will plug in -------------------------
-
-_FAKE_DIM = 6
-_FAKE_WINDOW_SAMPLES = 800  # 0.1 s at 8 kHz
-
-
-class _TestOnlyFakeFrontEnd(FrontEnd):
-  """0.1 s windows; the rest of the file is dropped."""
-
-  def __init__(self):
-    self._pending = np.zeros(0)
-    self.num_frames = 0
-
-  def push(self, samples):
-    self._pending = np.concatenate([self._pending, samples])
-    k = len(self._pending) // _FAKE_WINDOW_SAMPLES
-    if k:
-      windows = self._pending[:k * _FAKE_WINDOW_SAMPLES].reshape(k, _FAKE_WINDOW_SAMPLES)
-      self._pending = self._pending[k * _FAKE_WINDOW_SAMPLES:]
-      self.num_frames += k
-      yield InputBlock(self.num_frames - k, windows.astype(np.float32))
-
-  def finish(self, duration_seconds):
-    del duration_seconds
-    return iter(())
+def test_cli_missing_output_exits_2(tmp_path):
+  done = _cli("--index", str(tmp_path / "nowhere"), "--text", "a dog", env_cache=str(tmp_path / "c"))
+  assert done.returncode == 2
+  assert "error: expected an audiobeam output with run.json" in done.stderr
+  assert not (tmp_path / "nowhere").exists() and not (tmp_path / "c").exists()
 
 
-class _TestOnlyFakePost(Postprocessor):
-  def frame_columns(self, outputs_):
-    return {"embedding": outputs_["embedding"]}
-
-  def clip_columns(self, frames, common):
-    return {"embedding": pool_embedding(frames["embedding"], common.pooling, common.normalize)}
-
-
-class FakeBundleTestOnly(ModelBundle):
-  """TEST-ONLY: a fake model (band energies through a weight matrix) with a fake text
-  encoder, shaped like the real bundles, to exercise ``bundle_from_provenance``."""
-
-  name = "testonly"
-  options = (Option("testonly_weights", "weights .npz", kind="path"),)
-
-  @property
-  def sample_rate_hz(self):
-    return 8000
-
-  def resolve_assets(self, *, local_runner):
-    path = self.values["testonly_weights"]
-    sha = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    return {"weights": Asset("weights", path, path, path, sha)}
-
-  def settings(self, assets):
-    return {"model": "testonly", "weights_sha256": assets["weights"].sha256,
-            "resampler": self.common.resampler, "pooling": self.common.pooling,
-            "normalize": self.common.normalize}
-
-  def frontend(self):
-    return _TestOnlyFakeFrontEnd()
-
-  def frame_times(self, frame_index, duration_seconds):
-    start = np.asarray(frame_index) * 0.1
-    return start, start + 0.1
-
-  def load_model(self, local_assets, device):
-    weights = np.load(local_assets["weights"], allow_pickle=False)["audio"]  # [8, D]
-
-    def call(inputs):
-      spectrum = np.abs(np.fft.rfft(inputs, axis=1))[:, :400].reshape(len(inputs), 8, 50)
-      return {"embedding": (np.log1p(spectrum.sum(axis=2)) @ weights).astype(np.float32)}
-    return call
-
-  def load_postprocessor(self, local_assets):
-    return _TestOnlyFakePost()
-
-  def frame_fields(self):
-    return [pa.field("embedding", pa.list_(pa.float32(), _FAKE_DIM))]
-
-  def clip_fields(self):
-    return [pa.field("embedding", pa.list_(pa.float32(), _FAKE_DIM))]
-
-  def text_embedder(self, local_assets, device):
-    words = np.load(local_assets["weights"], allow_pickle=False)["text"]  # [4, D]
-    vocabulary = ("low", "middle", "high", "noise")
-    return lambda texts: np.stack([sum(words[i] for i, w in enumerate(vocabulary) if w in t)
-                                   for t in texts]).astype(np.float32)
-
-
-def test_generic_bundle_path_with_a_test_only_fake_bundle(tmp_path, monkeypatch, cache_dir):
-  import soundfile
-  from audiobeam import registry
-
-  monkeypatch.setitem(registry.MODELS, "testonly", f"{__name__}:FakeBundleTestOnly")
-  rng = np.random.default_rng(0)
-  weights = str(tmp_path / "testonly.npz")
-  audio_w = rng.standard_normal((8, _FAKE_DIM)).astype(np.float32)
-  np.savez(weights, audio=audio_w, text=rng.standard_normal((4, _FAKE_DIM)).astype(np.float32))
-  t = np.arange(8000) / 8000.0
-  signals = {"low": np.sin(2 * np.pi * 300 * t), "middle": np.sin(2 * np.pi * 1500 * t),
-             "high": np.sin(2 * np.pi * 3500 * t), "noise": rng.uniform(-1, 1, t.shape)}
-  uris, vectors = [], []
-  for name, signal in signals.items():
-    path = str(tmp_path / f"{name}.wav")
-    soundfile.write(path, 0.5 * signal, 8000, subtype="FLOAT")
-    windows = (0.5 * signal).reshape(10, 800)  # independent computation of the clip vector
-    bands = np.log1p(np.abs(np.fft.rfft(windows, axis=1))[:, :400].reshape(10, 8, 50).sum(axis=2))
-    uris.append(path)
-    vectors.append((bands @ audio_w).mean(axis=0))
-  out = str(tmp_path / "out")
-  bundle = FakeBundleTestOnly({"testonly_weights": weights}, Common())
-  assets = bundle.resolve_assets(local_runner=True)
-  provenance = {**synthetic_provenance("testonly", "20260304T000000Z-7e57aa",
-                                       asset_uris={"weights": weights},
-                                       asset_sha256={"weights": assets["weights"].sha256}),
-                "settings": bundle.settings(assets), "options": {"testonly_weights": weights},
-                "common": {"pooling": "mean", "normalize": "none", "resampler": "kaiser_best"}}
-  write_table(pa.table({"uri": uris, "embedding": pa.FixedSizeListArray.from_arrays(
-      pa.array(np.stack(vectors).astype(np.float32).reshape(-1)), _FAKE_DIM)}),
-      os.path.join(out, "testonly", "clips"), "20260304T000000Z-7e57aa", provenance)
-  write_run_json(out, "20260304T000000Z-7e57aa", ["testonly"], {"testonly": provenance})
-
-  vector = search.query_vector_from_audio(out, "testonly", uris[2], cache_dir=cache_dir)
-  np.testing.assert_allclose(vector, vectors[2], rtol=1e-4, atol=1e-4)
-  index = search.open_index(out, "testonly", cache_dir=cache_dir)
-  assert index.query(vector, 1)[0].uri == uris[2]
-  monkeypatch.setattr(search, "TEXT_MODELS", ("testonly",))  # as CLAP is
-  text = search.query_vector_from_text(out, "testonly", "noise", cache_dir=cache_dir)
-  np.testing.assert_allclose(text, np.load(weights)["text"][3])
-  # Other weights than the index's are refused; so is a provenance without options.
-  np.savez(weights, audio=audio_w * 2, text=np.zeros((4, _FAKE_DIM), np.float32))
-  with pytest.raises(AssetError, match="other weights: weights: the index was made with"):
-    search.query_vector_from_audio(out, "testonly", uris[0], cache_dir=cache_dir)
-  with pytest.raises(ConfigError, match="record the testonly options"):
-    search.bundle_from_provenance("testonly", {k: v for k, v in provenance.items() if k != "options"})
+def test_cli_text_on_an_output_without_a_text_model_written_by_the_test(tmp_path, capsys):
+  out = write_synthetic_output(str(tmp_path / "out"), n_clips=4, models=("vggish", "yamnet"),
+                               leftover=False, write_frames=False).output
+  assert search_cli.main(["--index", out, "--text", "a dog", "--cache_dir", str(tmp_path)]) == 2
+  error = capsys.readouterr().err
+  assert error.startswith("error: expected --text to search a model that embeds text and audio "
+                          "in one space (clap), found only vggish, yamnet")

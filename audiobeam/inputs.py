@@ -258,7 +258,9 @@ def _open_local(path: str) -> BinaryIO:
     if not stat.S_ISREG(mode):  # replaced between stat() and open()
       raise _not_regular(path, mode)
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    return os.fdopen(fd, "rb")
+    fileobj = os.fdopen(fd, "rb")
+    fileobj.raw.name = path  # else named by the descriptor number ("3: ..." in errors rows)
+    return fileobj
   except BaseException:
     os.close(fd)
     raise

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 
-__all__ = ["VERBOSE_ENV", "import_tensorflow", "native_stderr_silenced"]
+__all__ = ["VERBOSE_ENV", "import_tensorflow", "native_stderr_silenced", "quiet_transformers"]
 
 VERBOSE_ENV = "AUDIOBEAM_VERBOSE"
 _LOCK = threading.Lock()
@@ -52,3 +52,13 @@ def import_tensorflow():
   with native_stderr_silenced():
     import tensorflow  # pylint: disable=import-outside-toplevel
   return tensorflow
+
+
+def quiet_transformers() -> None:
+  """transformers' weight-loading progress bars and notices stay off stderr (unless
+  verbose); call before ``from_pretrained``."""
+  if os.environ.get(VERBOSE_ENV) == "1":
+    return
+  from transformers.utils import logging as hf_logging  # pylint: disable=import-outside-toplevel
+  hf_logging.disable_progress_bar()
+  hf_logging.set_verbosity_error()

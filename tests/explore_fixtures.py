@@ -5,7 +5,7 @@ session-scoped fixtures are built ONCE per session whichever modules use them (a
 imported into several modules is built once per module).
 
 ``real_output``: ONE real run of ``python -m pipelines.embed`` (``pipelines.embed.run``)
-with ``--model vggish,yamnet,clap`` and CLAP ``--labels`` over a small real corpus: the
+with ``--model vggish,yamnet,clap`` and CLAP ``--clap_labels_file`` over a small real corpus: the
 example clips (``examples/audio/*``, copied into ``corpus/examples/``), a few generated
 WAVs in ``corpus/tones/`` and ``corpus/noise/`` (so that ``--color_by folder`` separates
 something), a corrupt file at the top and an ``--input`` pattern that matches nothing (an
@@ -32,10 +32,8 @@ import shutil
 import numpy as np
 import pytest
 
-from test_multimodel import model_weights  # noqa: F401  (fixture: every model's test weights)
-
 __all__ = ["RealOutput", "MODELS", "LABELS", "FOLDERS", "NO_MATCH", "real_output",
-           "appended_output", "other_weights", "model_weights"]
+           "appended_output", "other_weights"]
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = ("vggish", "yamnet", "clap")
@@ -104,7 +102,7 @@ def real_output(model_weights, tmp_path_factory) -> RealOutput:  # noqa: F811
   output = root / "out"
   summary = embed.run(["--input", str(corpus / "**"), "--input", str(corpus / "birds" / "*.wav"),
                        "--output", str(output),
-                       "--model", ",".join(MODELS), "--labels_file", str(labels_file),
+                       "--model", ",".join(MODELS), "--clap_labels_file", str(labels_file),
                        *_flags(model_weights, MODELS)])
   return RealOutput(str(output), str(corpus), tuple(files), summary, model_weights)
 

@@ -19,7 +19,6 @@ import pytest
 import soundfile as sf
 
 from cloud_emulators import gcs_emulator, s3_emulator  # noqa: F401  (fixtures)
-from test_multimodel import model_weights  # noqa: F401  (fixture)
 
 __all__: list[str] = []
 

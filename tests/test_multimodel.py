@@ -24,35 +24,6 @@ __all__: list[str] = []
 MODELS = ("vggish", "yamnet", "clap", "ast", "clmr")
 
 
-@pytest.fixture(scope="session")
-def model_weights(test_weights, tmp_path_factory) -> dict[str, dict[str, str]]:
-  """Every model's flags pointing at test weights written by the model's own tool."""
-  from models.ast.testing import write_test_checkpoints as write_ast
-  from models.clap.testing import write_test_checkpoint as write_clap
-  from models.clmr.testing import write_test_checkpoints as write_clmr
-  from models.yamnet.testing import write_test_weights as write_yamnet
-  root = tmp_path_factory.mktemp("model_weights")
-  yamnet_weights, yamnet_class_map = write_yamnet(str(root / "yamnet"), seed=0)
-  ast_classification, _ = write_ast(str(root / "ast"))
-  clmr_pt, _ = write_clmr(str(root / "clmr"))
-  return {
-      "vggish": {"checkpoint": test_weights.checkpoint, "pca_params": test_weights.pca_params},
-      "yamnet": {"yamnet_weights": yamnet_weights, "yamnet_class_map": yamnet_class_map},
-      "clap": {"clap_checkpoint": write_clap(str(root / "clap")),
-               "clap_labels": ["speech", "music", "noise, hiss"]},
-      "ast": {"ast_checkpoint": ast_classification},
-      "clmr": {"clmr_checkpoint": clmr_pt},
-  }
-
-
-def model_flags(model_weights, models=MODELS) -> list[str]:
-  flags = []
-  for model in models:
-    for key, value in model_weights[model].items():
-      flags += [f"--{key}", ",".join(value) if isinstance(value, list) else value]
-  return flags
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
   return pf.write_corpus(tmp_path_factory.mktemp("multimodel_corpus"))

@@ -92,7 +92,7 @@ def test_bad_inputs_become_error_rows_with_stage_and_type(corpus, outputs):
   corrupt = rows[_uri(corpus, pf.CORRUPT_FILE)]
   assert corrupt["stage"] == "decode"
   assert corrupt["error_type"] and not corrupt["error_type"].startswith("unexpected_")
-  assert corrupt["message"]
+  assert corrupt["message"] and _uri(corpus, pf.CORRUPT_FILE) in corrupt["message"]
   no_match = rows[str(corpus / "missing_*.wav")]
   assert (no_match["stage"], no_match["error_type"]) == ("match", "no_match")
   assert corrupt["size_bytes"] == os.path.getsize(_uri(corpus, pf.CORRUPT_FILE))

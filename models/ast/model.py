@@ -78,6 +78,8 @@ def load_ast(checkpoint_dir: str, layout: ASTLayout, embedding: str, device: str
   cls = (transformers.ASTForAudioClassification if layout.classification
          else transformers.ASTModel)
   try:
+    from audiobeam.quiet import quiet_transformers  # pylint: disable=import-outside-toplevel
+    quiet_transformers()
     model, info = cls.from_pretrained(
         checkpoint_dir, local_files_only=True, use_safetensors=True, trust_remote_code=False,
         output_loading_info=True, dtype=torch.float32)

@@ -274,6 +274,8 @@ def load_clap(path: str, device: str = "auto", *, allow_tf32: bool = False,
   _check_extractor_settings({k: getattr(extractor, k) for k in _EXTRACTOR_DEFAULTS},
                             os.path.join(path, PREPROCESSOR_FILENAME), params)
   try:
+    from audiobeam.quiet import quiet_transformers  # pylint: disable=import-outside-toplevel
+    quiet_transformers()
     model, info = ClapModel.from_pretrained(
         path, local_files_only=True, use_safetensors=True, trust_remote_code=False,
         dtype=torch.float32, output_loading_info=True)

@@ -11,7 +11,8 @@
   convolutions are set explicitly, through the legacy switches and, where this torch has
   them, the ``fp32_precision`` ones.
 * ``set_tensorflow_tf32(allow_tf32)``: TensorFlow's switch (on by default on Ampere+).
-* ``hide_tensorflow_gpus()``: ``--device cpu`` for TensorFlow models.
+* ``tensorflow_device(device)``: ``--device`` for TensorFlow models (a ``tf.device`` name);
+  ``enable_tensorflow_memory_growth()``: TensorFlow takes the GPU memory it needs, not all.
 
 All switches are process-wide (neither framework has a per-model one). torch and
 TensorFlow are imported inside the functions: importing this module costs nothing.
@@ -20,12 +21,13 @@ TensorFlow are imported inside the functions: importing this module costs nothin
 from __future__ import annotations
 
 import logging
+import threading
 
 from audiobeam.bundle import DEVICES
 from audiobeam.errors import ConfigError
 
 __all__ = ["torch_device", "set_torch_tf32", "torch_tf32_state", "set_tensorflow_tf32",
-           "hide_tensorflow_gpus"]
+           "tensorflow_device", "enable_tensorflow_memory_growth"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,13 +103,41 @@ def set_tensorflow_tf32(allow_tf32: bool) -> bool:
   return bool(tf.config.experimental.tensor_float_32_execution_enabled())
 
 
-def hide_tensorflow_gpus() -> None:
-  """``--device cpu`` for TensorFlow: no GPU is visible to it (must come before TensorFlow
-  initialises its devices; afterwards it is logged and left as is)."""
-  from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
-  tf = import_tensorflow()
-  try:
-    tf.config.set_visible_devices([], "GPU")
-  except RuntimeError:
-    _LOGGER.warning("TensorFlow had already initialised its devices; --device cpu cannot hide "
-                    "its GPUs in this process")
+def tensorflow_device(device: str = "auto") -> str | None:
+  """``--device`` for TensorFlow models: ``auto`` -> None (TensorFlow places ops, on a GPU
+  when one is visible); ``cpu`` -> ``/CPU:0``; ``gpu`` -> ``/GPU:0`` (ConfigError if
+  TensorFlow sees none); anything else (``/GPU:1``) as given. Use as ``tf.device(...)``."""
+  if device == "auto":
+    return None
+  if device == "cpu":
+    return "/CPU:0"
+  if device == "gpu":
+    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
+    if not import_tensorflow().config.list_physical_devices("GPU"):
+      raise ConfigError("expected a GPU for --device gpu, found none visible to TensorFlow; "
+                        "use --device cpu or auto.")
+    return "/GPU:0"
+  return device
+
+
+_GPU_SETUP_LOCK = threading.Lock()
+_GPU_SETUP_DONE = False
+
+
+def enable_tensorflow_memory_growth() -> None:
+  """Lets TensorFlow grow GPU memory on demand (so several workers and models share a
+  GPU), once per process."""
+  global _GPU_SETUP_DONE
+  with _GPU_SETUP_LOCK:
+    if _GPU_SETUP_DONE:
+      return
+    from audiobeam.quiet import import_tensorflow, native_stderr_silenced  # pylint: disable=import-outside-toplevel
+    tf = import_tensorflow()
+    with native_stderr_silenced():  # the first device listing probes CUDA (cuInit notices)
+      gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+      try:
+        tf.config.experimental.set_memory_growth(gpu, True)
+      except RuntimeError:
+        pass  # The runtime is already initialised; its setting stands.
+    _GPU_SETUP_DONE = True

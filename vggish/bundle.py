@@ -137,12 +137,10 @@ class VGGishBundle(ModelBundle):
       model = VGGishTorchModel.from_checkpoint(local_assets["checkpoint"], self.params,
                                                device=device, allow_tf32=allow_tf32)
     else:
-      from audiobeam import devices  # pylint: disable=import-outside-toplevel
+      from audiobeam.devices import tensorflow_device  # pylint: disable=import-outside-toplevel
       from vggish.model import VGGishModel  # pylint: disable=import-outside-toplevel
-      if device == "cpu":
-        devices.hide_tensorflow_gpus()
       model = VGGishModel.from_checkpoint(local_assets["checkpoint"], self.params,
-                                          allow_tf32=allow_tf32)
+                                          allow_tf32=allow_tf32, device=tensorflow_device(device))
 
     def call(patches: np.ndarray) -> dict[str, np.ndarray]:
       return {"raw_embedding": model(patches)}

@@ -20,7 +20,7 @@ Shapes: ``N`` patches, each [96 frames, 64 mel bands].
 
 from __future__ import annotations
 
-import threading
+import contextlib
 from typing import Mapping
 
 import numpy as np
@@ -32,24 +32,6 @@ from vggish.network import variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = ["VGGishModel"]
-
-_GPU_SETUP_LOCK = threading.Lock()
-_GPU_SETUP_DONE = False
-
-
-def _enable_gpu_memory_growth(tf) -> None:
-  """Lets TF grow GPU memory on demand (so several workers can share a GPU)."""
-  global _GPU_SETUP_DONE
-  with _GPU_SETUP_LOCK:
-    if _GPU_SETUP_DONE:
-      return
-    for gpu in tf.config.list_physical_devices("GPU"):
-      try:
-        tf.config.experimental.set_memory_growth(gpu, True)
-      except RuntimeError:
-        pass  # The runtime is already initialised; its setting stands.
-    _GPU_SETUP_DONE = True
-
 
 class VGGishModel:
   """VGGish as a TF2 function: patches float32 [N, 96, 64] -> raw float32 [N, 128].
@@ -67,7 +49,7 @@ class VGGishModel:
   backend = "tf"
 
   def __init__(self, weights: Mapping[str, np.ndarray], params: Params = DEFAULT_PARAMS,
-               *, allow_tf32: bool = False):
+               *, allow_tf32: bool = False, device: str | None = None):
     from vggish.checkpoint import check_variables
 
     check_variables({k: (tuple(np.shape(v)), np.asarray(v).dtype) for k, v in weights.items()},
@@ -76,15 +58,17 @@ class VGGishModel:
     tf = import_tensorflow()  # Lazy: importing vggish must not import TensorFlow.
 
     self.tf32_enabled = devices.set_tensorflow_tf32(allow_tf32)
-    _enable_gpu_memory_growth(tf)
+    devices.enable_tensorflow_memory_growth()
     self.params = params
+    self.device = device  # a tf.device name (audiobeam.devices.tensorflow_device) or None
     self._tf = tf
     module = tf.Module(name=VARIABLE_SCOPE)
     self._variables: dict[str, object] = {}
-    for name in variable_shapes(params):
-      self._variables[name] = tf.Variable(
-          np.asarray(weights[name], dtype=np.float32), trainable=False,
-          name=name.replace("/", "_"))
+    with self._placement():
+      for name in variable_shapes(params):
+        self._variables[name] = tf.Variable(
+            np.asarray(weights[name], dtype=np.float32), trainable=False,
+            name=name.replace("/", "_"))
     module.variables_by_name = self._variables
     self.module = module
     self._forward = tf.function(
@@ -94,11 +78,14 @@ class VGGishModel:
 
   @classmethod
   def from_checkpoint(cls, path: str, params: Params = DEFAULT_PARAMS, *,
-                      allow_tf32: bool = False) -> "VGGishModel":
+                      allow_tf32: bool = False, device: str | None = None) -> "VGGishModel":
     """Restores the 18 ``vggish/...`` variables from a TF1 V1 or V2 checkpoint."""
     from vggish.checkpoint import read_checkpoint
 
-    return cls(read_checkpoint(path, params), params, allow_tf32=allow_tf32)
+    return cls(read_checkpoint(path, params), params, allow_tf32=allow_tf32, device=device)
+
+  def _placement(self):
+    return self._tf.device(self.device) if self.device else contextlib.nullcontext()
 
   @property
   def flops_per_patch(self) -> int:
@@ -130,4 +117,5 @@ class VGGishModel:
     patches = check_patches(patches, self.params)
     if patches.shape[0] == 0:
       return np.zeros((0, self.params.embedding_size), np.float32)
-    return self._forward(self._tf.constant(patches)).numpy()
+    with self._placement():
+      return self._forward(self._tf.constant(patches)).numpy()

@@ -229,9 +229,10 @@ class YAMNetBundle(ModelBundle):
 
       return YAMNetTorch.from_h5(path, self.params, device=torch_device(device),
                                  allow_tf32=self.common.allow_tf32)
-    from models.yamnet.model import YAMNetModel, tf_device
+    from audiobeam.devices import tensorflow_device  # pylint: disable=import-outside-toplevel
+    from models.yamnet.model import YAMNetModel
 
-    return YAMNetModel.from_h5(path, self.params, device=tf_device(device),
+    return YAMNetModel.from_h5(path, self.params, device=tensorflow_device(device),
                                allow_tf32=self.common.allow_tf32)
 
   def load_postprocessor(self, local_assets: Mapping[str, str]) -> YAMNetPostprocessor:

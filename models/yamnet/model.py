@@ -17,7 +17,6 @@ Shapes: ``N`` patches of [96 frames, 64 mel bands].
 from __future__ import annotations
 
 import contextlib
-import threading
 from typing import Mapping
 
 import numpy as np
@@ -27,46 +26,7 @@ from audiobeam.errors import InputError
 from models.yamnet.network import CLASSIFIER, YAMNET_LAYERS, flops_per_patch, weight_shapes
 from models.yamnet.params import DEFAULT_PARAMS, Params
 
-__all__ = ["YAMNetModel", "check_patches", "tf_device"]
-
-_GPU_SETUP_LOCK = threading.Lock()
-_GPU_SETUP_DONE = False
-
-
-def _enable_gpu_memory_growth(tf) -> None:
-  """Lets TF grow GPU memory on demand (so several workers can share a GPU)."""
-  global _GPU_SETUP_DONE
-  with _GPU_SETUP_LOCK:
-    if _GPU_SETUP_DONE:
-      return
-    for gpu in tf.config.list_physical_devices("GPU"):
-      try:
-        tf.config.experimental.set_memory_growth(gpu, True)
-      except RuntimeError:
-        pass  # The runtime is already initialised; its setting stands.
-    _GPU_SETUP_DONE = True
-
-
-def tf_device(device: str = "auto") -> str | None:
-  """``auto`` -> None (TensorFlow places ops, on a GPU when one is visible); ``cpu`` ->
-  ``/CPU:0``; ``gpu`` -> ``/GPU:0`` (ConfigError if TensorFlow sees none); anything else
-  (``/GPU:1``) as given."""
-  if device == "auto":
-    return None
-  if device == "cpu":
-    return "/CPU:0"
-  if device == "gpu":
-    from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
-    tf = import_tensorflow()
-
-    if not tf.config.list_physical_devices("GPU"):
-      from audiobeam.errors import ConfigError
-
-      raise ConfigError("expected a GPU for --device gpu, found none visible to TensorFlow; "
-                        "use --device cpu or auto.")
-    return "/GPU:0"
-  return device
-
+__all__ = ["YAMNetModel", "check_patches"]
 
 def check_patches(patches: np.ndarray, params: Params) -> np.ndarray:
   """Any float array [N, 96, 64] -> float32 C-contiguous; InputError for another shape."""
@@ -101,7 +61,7 @@ class YAMNetModel:
     from audiobeam.quiet import import_tensorflow  # pylint: disable=import-outside-toplevel
     tf = import_tensorflow()  # Lazy: importing models.yamnet must not import TensorFlow.
 
-    _enable_gpu_memory_growth(tf)
+    devices.enable_tensorflow_memory_growth()
     devices.set_tensorflow_tf32(allow_tf32)
     self.params = params
     self.device = device

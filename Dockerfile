@@ -17,6 +17,9 @@
 # driver comes from the Dataflow host (dataflow_service_options
 # worker_accelerator=...;install-nvidia-driver) and is mounted at /usr/local/nvidia.
 # Memory growth is on so TensorFlow takes the GPU memory VGGish needs, not all of it.
+# One BLAS thread per process: the numpy front end (resampling, log-mel matmuls) runs on
+# many SDK threads already; OpenBLAS's own threads only contend with them (measured:
+# 177 -> 369 audio-s of front end per CPU-second, bench/profile.py).
 # One model copy per GPU: see configs/dataflow_gpu.yaml (one SDK process per VM).
 FROM apache/beam_python3.11_sdk:2.77.0
 
@@ -25,6 +28,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     TF_FORCE_GPU_ALLOW_GROWTH=true \
     TF_CPP_MIN_LOG_LEVEL=1 \
+    OPENBLAS_NUM_THREADS=1 \
     LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/nvidia/lib \
     AUDIOBEAM_CACHE_DIR=/var/cache/audiobeam
 

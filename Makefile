@@ -3,7 +3,7 @@
 #   make demo    set up .venv, embed examples/audio/* into out/ with Google's VGGish weights
 #   make test    set up .venv and .venv-airflow, run the whole test suite
 #   make bench   set up .venv, run the benchmark
-#   make map     set up .venv, write out/map.html: the interactive map of the demo output
+#   make map     set up .venv, write map.html: the interactive map of the demo output
 #
 # Every target sets up what it needs first; .venv is (re)installed only when setup.py
 # (the one dependency list) changes. `make help` lists targets and variables.
@@ -39,6 +39,7 @@ DEMO_INPUT ?= examples/audio/*
 DEMO_OUT ?= out
 DEMO_CONFIG ?= configs/local.yaml
 DEMO_ARGS ?=
+MAP_OUT ?= map.html
 WEIGHTS_FLAGS := $(if $(CHECKPOINT),--checkpoint '$(CHECKPOINT)') $(if $(PCA_PARAMS),--pca_params '$(PCA_PARAMS)')
 
 , := ,
@@ -46,22 +47,22 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 # Map: python -m pipelines.map over the demo output (MAP_ARGS=... adds flags, e.g.
-# MAP_ARGS="--method pca --color_by container --png $(DEMO_OUT)/map.png").
+# MAP_ARGS="--method pca --color_by container --png map.png").
 MAP_ARGS ?=
 
 .PHONY: help venv demo map test airflow-venv bench examples clean distclean
 
 help:
 	@echo "audiobeam make targets:"
-	@echo "  make demo          set up $(VENV), embed $(DEMO_INPUT) into $(DEMO_OUT)/ (deleted first), print a summary"
+	@echo "  make demo          set up $(VENV), embed $(DEMO_INPUT) into $(DEMO_OUT)/ (replacing the last demo's outputs), print a summary"
 	@echo "                     CHECKPOINT=path PCA_PARAMS=path to use local/gs:///s3:// weights instead of downloading"
-	@echo "  make map           set up $(VENV), write $(DEMO_OUT)/map.html: the interactive map of $(DEMO_OUT)/ (run make demo first; MAP_ARGS=...)"
+	@echo "  make map           set up $(VENV), write $(MAP_OUT): the interactive map of $(DEMO_OUT)/ (run make demo first; MAP_ARGS=...)"
 	@echo "  make test          set up $(VENV) and $(AIRFLOW_VENV), run pytest on tests/ (PYTEST_ARGS=... to add flags)"
 	@echo "  make bench         set up $(VENV), run python -m bench (BENCH_ARGS=...)"
 	@echo "  make venv          create/refresh $(VENV) only (pip install -e '.[test]')"
 	@echo "  make airflow-venv  create $(AIRFLOW_VENV) from $(AIRFLOW_REQUIREMENTS)"
 	@echo "  make examples      regenerate examples/audio/ and its MANIFEST.json"
-	@echo "  make clean         remove $(DEMO_OUT)/, build/, dist/, caches (keeps the venvs)"
+	@echo "  make clean         remove $(DEMO_OUT)/, $(MAP_OUT), build/, dist/, caches (keeps the venvs)"
 	@echo "  make distclean     clean, and remove $(VENV) and $(AIRFLOW_VENV)"
 	@echo "Python used to create venvs: $(PYTHON) (override with PYTHON=...)"
 
@@ -100,7 +101,6 @@ $(AIRFLOW_VENV)/.installed: $(AIRFLOW_REQUIREMENTS) $(wildcard $(AIRFLOW_CONSTRA
 # --- user commands -------------------------------------------------------------------
 
 demo: $(VENV)/.installed
-	rm -rf -- '$(DEMO_OUT)'
 	$(VENV_PY) -m pipelines.embed --config $(DEMO_CONFIG) --input '$(DEMO_INPUT)' \
 	  --output '$(DEMO_OUT)/' $(WEIGHTS_FLAGS) $(DEMO_ARGS) || { status=$$?; \
 	  echo "make demo: the pipeline failed (exit $$status)." >&2; \
@@ -110,8 +110,8 @@ demo: $(VENV)/.installed
 
 map: $(VENV)/.installed
 	@test -f '$(DEMO_OUT)/run.json' || { echo "make map: no finished output in $(DEMO_OUT)/; run make demo first" >&2; exit 1; }
-	$(VENV_PY) -m pipelines.map --input '$(DEMO_OUT)' --output '$(DEMO_OUT)/map.html' $(MAP_ARGS)
-	@echo "open $(DEMO_OUT)/map.html in a browser (it works offline)"
+	$(VENV_PY) -m pipelines.map --input '$(DEMO_OUT)' --output '$(MAP_OUT)' $(MAP_ARGS)
+	@echo "open $(MAP_OUT) in a browser (it works offline)"
 
 # A module that fails to import is reported (and fails the run) without hiding the
 # results of every other module.
@@ -126,7 +126,7 @@ examples: $(VENV)/.installed
 	$(VENV_PY) examples/make_examples.py
 
 clean:
-	rm -rf -- '$(DEMO_OUT)' build dist .pytest_cache .hypothesis *.egg-info
+	rm -rf -- '$(DEMO_OUT)' '$(MAP_OUT)' build dist .pytest_cache .hypothesis *.egg-info
 	find . -path ./$(VENV) -prune -o -path ./$(AIRFLOW_VENV) -prune -o \
 	  -name __pycache__ -type d -prune -exec rm -rf {} +
 

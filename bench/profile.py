@@ -88,9 +88,10 @@ def _timed_generator(clock: _Clock, stage: str, generator):
 
 @contextlib.contextmanager
 def _instrumented(clock: _Clock):
-  """Wraps the streamed path's own calls (vggish.stream's names) with ``clock`` timers."""
+  """Wraps the streamed path's own calls (the driver ``audiobeam.stream``'s names and
+  VGGish's log-mel) with ``clock`` timers."""
+  from audiobeam import stream as stream_module
   from vggish import features
-  from vggish import stream as stream_module
 
   saved = {name: getattr(stream_module, name) for name in ("to_mono", "StreamingResampler")}
   saved_log_mel = features.log_mel_spectrogram

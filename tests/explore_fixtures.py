@@ -85,7 +85,7 @@ def _flags(weights: dict, models) -> list[str]:
   flags = []
   for model in models:
     for key, value in weights[model].items():
-      if key != "labels":  # test_multimodel's labels: ours come from a labels file
+      if key != "clap_labels":  # the shared weights fixture's labels: ours come from a labels file
         flags += [f"--{key}", value]
   return flags
 

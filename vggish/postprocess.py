@@ -118,6 +118,5 @@ def pool(raw: np.ndarray, method: str = "mean") -> np.ndarray:
   raw = np.asarray(raw)
   if raw.ndim != 2 or raw.shape[0] == 0:
     raise ValueError(f"expected raw embeddings of shape [N >= 1, D], got {raw.shape}.")
-  if method == "mean":
-    return raw.astype(np.float64).mean(axis=0).astype(np.float32)
-  return raw.max(axis=0).astype(np.float32)
+  from audiobeam.bundle import pool_embedding  # the pipeline's pooling, for every model
+  return pool_embedding(raw, method, "none")

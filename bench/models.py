@@ -576,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
         "resampling: Towhee resampy.resample (whole file) vs ours the exact streamed "
         "kaiser_best (resampy's filter): equal to float64 rounding (see resampling)",
         "model call: Towhee one batch per file (that file's windows) vs ours batches of "
-        "--batch_size across files: CPU convolutions round differently per batch size",
+        "--batch_size across files: CPU convolutions may round differently per batch size "
+        "(the parity max |diff| says by how much)",
     ]
   report = {
       "date": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -39,6 +39,9 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from audiobeam.errors import ConfigError
+from audiobeam.resample import RESAMPLERS
+
 __all__ = [
     "Option",
     "Common",
@@ -54,6 +57,7 @@ __all__ = [
     "POOLINGS",
     "NORMALIZATIONS",
     "SHORT_CLIP_POLICIES",
+    "check_choice",
 ]
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -63,6 +67,13 @@ models (CLAP, AST, CLMR) ignore it."""
 POOLINGS = ("mean", "max")
 NORMALIZATIONS = ("none", "l2")
 SHORT_CLIP_POLICIES = ("reference", "pad")
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> Any:
+  """``value`` if it is one of ``choices``, else a ``ConfigError`` naming them all."""
+  if value not in choices:
+    raise ConfigError(f"expected {name} to be one of {', '.join(choices)}, found {value!r}.")
+  return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +108,12 @@ class Common:
   backend: str = "tf"
   cache_dir: str | None = None
   allow_tf32: bool = False
+
+  def __post_init__(self):
+    for name, choices in (("resampler", RESAMPLERS), ("short_clips", SHORT_CLIP_POLICIES),
+                          ("pooling", POOLINGS), ("normalize", NORMALIZATIONS),
+                          ("device", DEVICES), ("backend", BACKENDS)):
+      check_choice(f"--{name}", getattr(self, name), choices)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -169,11 +169,7 @@ def choose_model(path: str | outputs.Output, model: str | None) -> str:
   out = outputs.open_output(path)
   if model is None:
     return outputs.default_model(out)
-  present = outputs.models(out)
-  if model not in present:
-    raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
-                      f"({', '.join(present) or 'none'}), found {model!r}")
-  return model
+  return outputs.require_model(out, model)
 
 
 def _scalar_columns(schema: pa.Schema) -> list[str]:

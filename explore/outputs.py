@@ -75,6 +75,7 @@ __all__ = [
     "output_dirs",
     "models",
     "default_model",
+    "require_model",
     "part_files",
     "committed_paths",
     "uncommitted_part_files",
@@ -387,6 +388,17 @@ def models(path: str | Output) -> list[str]:
                                              or _glob_match(rel, "frames/part-*.parquet")):
         names.add(LEGACY_MODEL)
   return sorted(n for n in names - _NOT_MODELS if not n.startswith(("_", ".")))
+
+
+def require_model(path: str | Output, model: str) -> str:
+  """``model`` if the output holds its committed rows, else a ``ConfigError`` naming those it
+  holds."""
+  out = open_output(path)
+  present = models(out)
+  if model not in present:
+    raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
+                      f"({', '.join(present) or 'none'}), found {model!r}")
+  return model
 
 
 def default_model(path: str | Output) -> str:

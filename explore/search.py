@@ -252,10 +252,7 @@ def open_index(path: str | outputs.Output, model: str, level: str = "clips", *,
   if level not in LEVELS:
     raise ConfigError(f"expected level to be one of {', '.join(LEVELS)}, found {level!r}")
   out = outputs.open_output(path)
-  present = outputs.models(out)
-  if model not in present:
-    raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
-                      f"({', '.join(present) or 'none'}), found {model!r}")
+  outputs.require_model(out, model)
   parts = outputs.part_files(out, model, level)
   if not parts:
     raise ConfigError(f"expected committed {model}/{level} part files in {out.path!r}, found none"
@@ -507,10 +504,7 @@ def _provenance_of(output: str | outputs.Output | SearchIndex, model: str, level
       raise ConfigError(f"expected an index of {model}, found one of {output.info['model']}")
     return output.provenance
   out = outputs.open_output(output)
-  present = outputs.models(out)
-  if model not in present:
-    raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
-                      f"({', '.join(present) or 'none'}), found {model!r}")
+  outputs.require_model(out, model)
   return _check_one_space(outputs.provenances(out, model, level), model, level, out.path)
 
 

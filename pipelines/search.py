@@ -81,12 +81,9 @@ def _choose_model(out, model: str | None, text: bool) -> str:
   from explore import outputs  # pylint: disable=import-outside-toplevel
   from explore.search import text_models  # pylint: disable=import-outside-toplevel
 
-  present = outputs.models(out)
   if model is not None:
-    if model not in present:
-      raise ConfigError(f"expected --model to be one of the models in {out.path!r} "
-                        f"({', '.join(present) or 'none'}), found {model!r}")
-    return model
+    return outputs.require_model(out, model)
+  present = outputs.models(out)
   if text:
     capable = [name for name in text_models() if name in present]
     if capable:

@@ -14,10 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from audiobeam.bundle import (SHORT_CLIP_POLICIES, Asset, Common, Extra, ModelBundle, Option,
-                              Postprocessor, pool_embedding)
+from audiobeam.bundle import Asset, Common, Extra, ModelBundle, Option, Postprocessor, pool_embedding
 from audiobeam.errors import ConfigError
-from audiobeam.resample import RESAMPLERS
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = ["VGGishBundle"]
@@ -66,12 +64,6 @@ class VGGishBundle(ModelBundle):
       self.params = dataclasses.replace(DEFAULT_PARAMS, patch_hop_seconds=hop_seconds)
     except ConfigError as error:
       raise ConfigError(f"--hop_seconds {hop_seconds!r}: {error}") from error
-    if common.resampler not in RESAMPLERS:
-      raise ConfigError(f"expected --resampler to be one of {', '.join(RESAMPLERS)}, found "
-                        f"{common.resampler!r}")
-    if common.short_clips not in SHORT_CLIP_POLICIES:
-      raise ConfigError(f"expected --short_clips to be one of {', '.join(SHORT_CLIP_POLICIES)}, "
-                        f"found {common.short_clips!r}")
 
   @property
   def sample_rate_hz(self) -> int:

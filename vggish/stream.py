@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from audiobeam.audio import AudioStream, block_frames_for, check_sample_rate, to_mono
-from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock
+from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock, check_choice
 from audiobeam.errors import AudioContentError, ConfigError, InputError, TooShortError
 from audiobeam.resample import DEFAULT_RESAMPLER, _check_method, resample
 from audiobeam.stream import Feed, StreamResult, stream_inputs
@@ -84,12 +84,6 @@ class PatchStats:
     return self.source_frames / self.sample_rate_hz
 
 
-def _check_policy(short_clips: str) -> None:
-  if short_clips not in SHORT_CLIP_POLICIES:
-    raise ConfigError(f"short_clips must be one of {', '.join(SHORT_CLIP_POLICIES)}, got "
-                      f"{short_clips!r}.")
-
-
 class VGGishFrontEnd(FrontEnd):
   """Cuts a 16 kHz mono signal, delivered in pieces, into log-mel patches.
 
@@ -99,7 +93,7 @@ class VGGishFrontEnd(FrontEnd):
   """
 
   def __init__(self, params: Params, short_clips: str = "reference", name: str = "<waveform>"):
-    _check_policy(short_clips)
+    check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
     self.params = params
     self.short_clips = short_clips
     self.name = name
@@ -175,7 +169,7 @@ class PatchStream:
   def __init__(self, stream: AudioStream, params: Params, resampler: str,
                short_clips: str, block_seconds: float):
     _check_method(resampler)
-    _check_policy(short_clips)
+    check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
     if not block_seconds > 0:
       raise ConfigError(f"block_seconds must be > 0, got {block_seconds!r}.")
     self.stream = stream
@@ -232,7 +226,7 @@ def waveform_to_patches(waveform: np.ndarray, sample_rate_hz: int, params: Param
   ``audiobeam.audio``'s accepted range, and ``TooShortError`` as ``iter_patches`` does.
   """
   _check_method(resampler)
-  _check_policy(short_clips)
+  check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
   waveform = np.asarray(waveform)
   if waveform.ndim not in (1, 2):
     raise InputError(f"expected a waveform of shape [n] or [n, channels], got {waveform.shape}.",

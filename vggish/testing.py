@@ -33,6 +33,7 @@ import zipfile
 
 import numpy as np
 
+from audiobeam.testing import calibration_signals
 from vggish import features
 from vggish.network import VGGISH_LAYERS, variable_shapes
 from vggish.params import DEFAULT_PARAMS, Params
@@ -71,24 +72,7 @@ def make_test_variables(seed: int = 0, params: Params = DEFAULT_PARAMS) -> dict[
 
 def calibration_patches(params: Params = DEFAULT_PARAMS) -> np.ndarray:
   """Log-mel patches float32 [16, 96, 64] of fixed synthetic signals (one patch each)."""
-  rng = np.random.default_rng(12345)
-  n = params.patch_span_samples
-  t = np.arange(n) / params.sample_rate_hz
-  signals = [np.zeros(n)]
-  for level in (1e-3, 1e-2, 0.1, 0.5):
-    signals.append(level * rng.standard_normal(n))
-  for hz in (200.0, 700.0, 2000.0, 5000.0):
-    signals.append(0.5 * np.sin(2 * np.pi * hz * t))
-  signals.append(0.5 * np.sin(2 * np.pi * (100 * t + 3000 * t ** 2)))           # Chirp up.
-  signals.append(0.3 * np.sin(2 * np.pi * (6000 * t - 2500 * t ** 2)))          # Chirp down.
-  clicks = np.zeros(n)
-  clicks[:: params.sample_rate_hz // 8] = 0.9
-  signals.append(clicks)
-  signals.append(np.sign(np.sin(2 * np.pi * 440 * t)) * 0.2)                    # Square.
-  am = 0.5 * (1 + np.sin(2 * np.pi * 4 * t)) * np.sin(2 * np.pi * 300 * t)      # Syllable-ish.
-  signals.append(0.4 * am + 0.02 * rng.standard_normal(n))
-  signals.append(np.cumsum(rng.standard_normal(n)) * 1e-3)                      # Brown noise.
-  signals.append(0.3 * rng.standard_normal(n) * (t > t[-1] / 2))                # Onset.
+  signals = calibration_signals(params.patch_span_samples, params.sample_rate_hz)
   patches = [features.frame_patches(features.log_mel_spectrogram(s, params), params)[0]
              for s in signals]
   return np.stack(patches).astype(np.float32)

@@ -29,8 +29,8 @@ from typing import Iterator
 
 import numpy as np
 
-from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock
-from audiobeam.errors import AudioContentError, ConfigError, TooShortError
+from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock, check_choice
+from audiobeam.errors import AudioContentError, TooShortError
 from models.ast import fbank as fbank_lib
 from models.ast.params import ASTParams
 
@@ -51,12 +51,6 @@ def window_frames(frames: np.ndarray, start_frame: int, params: ASTParams) -> np
   piece = frames[start_frame:start_frame + params.max_length_frames]
   out[:piece.shape[0]] = piece
   return out
-
-
-def _check_policy(short_clips: str) -> None:
-  if short_clips not in SHORT_CLIP_POLICIES:
-    raise ConfigError(f"expected --short_clips to be one of {', '.join(SHORT_CLIP_POLICIES)}, "
-                      f"found {short_clips!r}")
 
 
 def _too_short(num_samples: int, params: ASTParams) -> TooShortError:
@@ -82,7 +76,7 @@ def whole_file_inputs(signal: np.ndarray, params: ASTParams,
   The definition the streaming ``ASTFrontEnd`` is tested against. Raises
   ``TooShortError`` under the reference policy for a file under one fbank frame.
   """
-  _check_policy(short_clips)
+  check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
   signal = np.asarray(signal, dtype=np.float64)
   padded = False
   if params.num_fbank_frames(signal.shape[0]) == 0:
@@ -106,7 +100,7 @@ class ASTFrontEnd(FrontEnd):
   """
 
   def __init__(self, params: ASTParams, short_clips: str = "reference"):
-    _check_policy(short_clips)
+    check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
     self.params = params
     self.short_clips = short_clips
     self.num_frames = 0            # windows yielded

@@ -19,20 +19,14 @@ from typing import Iterator
 
 import numpy as np
 
-from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock
-from audiobeam.errors import AudioContentError, ConfigError, TooShortError
+from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock, check_choice
+from audiobeam.errors import AudioContentError, TooShortError
 from models.clmr.params import CLMRParams
 
 __all__ = ["CLMRFrontEnd", "whole_file_windows"]
 
 # Windows per InputBlock: bounds a block to ~7 MB of float32.
 _WINDOWS_PER_BLOCK = 32
-
-
-def _check_policy(short_clips: str) -> None:
-  if short_clips not in SHORT_CLIP_POLICIES:
-    raise ConfigError(f"expected --short_clips to be one of {', '.join(SHORT_CLIP_POLICIES)}, "
-                      f"found {short_clips!r}")
 
 
 def _too_short(num_samples: int, params: CLMRParams) -> TooShortError:
@@ -53,7 +47,7 @@ def _as_inputs(windows: np.ndarray) -> np.ndarray:
 def whole_file_windows(signal: np.ndarray, params: CLMRParams,
                        short_clips: str = "reference") -> tuple[np.ndarray, bool]:
   """Whole-file computation: 22050 Hz mono [n] -> (float32 [N, 59049], padded)."""
-  _check_policy(short_clips)
+  check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
   signal = np.asarray(signal, dtype=np.float64)
   padded = False
   if signal.shape[0] < params.window_samples:
@@ -71,7 +65,7 @@ class CLMRFrontEnd(FrontEnd):
   """Streaming CLMR windows for one file (see the module docstring)."""
 
   def __init__(self, params: CLMRParams, short_clips: str = "reference"):
-    _check_policy(short_clips)
+    check_choice("short_clips", short_clips, SHORT_CLIP_POLICIES)
     self.params = params
     self.short_clips = short_clips
     self.num_frames = 0            # windows yielded

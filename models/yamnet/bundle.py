@@ -26,8 +26,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from audiobeam import assets as cache
-from audiobeam.bundle import (BACKENDS, DEVICES, Asset, Common, ModelBundle, Option,
-                              Postprocessor, pool_embedding)
+from audiobeam.bundle import Asset, Common, ModelBundle, Option, Postprocessor, pool_embedding
 from audiobeam.errors import AssetError, ConfigError
 from models.yamnet.params import DEFAULT_PARAMS, Params
 from models.yamnet.stream import YAMNetFrontEnd
@@ -148,12 +147,6 @@ class YAMNetBundle(ModelBundle):
       value = self.values.setdefault(option.name, None)
       if value is not None and not (isinstance(value, (str, os.PathLike)) and os.fspath(value)):
         raise ConfigError(f"expected --{option.name} to be a path or URI, found {value!r}.")
-    if common.backend not in BACKENDS:
-      raise ConfigError(f"expected --backend to be one of {', '.join(BACKENDS)}, found "
-                        f"{common.backend!r}.")
-    if common.device not in DEVICES:
-      raise ConfigError(f"expected --device to be one of {', '.join(DEVICES)}, found "
-                        f"{common.device!r}.")
     self.params = params
 
   @property

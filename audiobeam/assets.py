@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -95,10 +96,19 @@ def write_atomically(path: str, write: Callable[[object], None]) -> None:
   """Calls ``write(binary_file)`` on a temp file next to ``path`` (``.tmp-<random>-<name>``,
   so a leftover says whose it was), syncs it,
   then renames it over ``path``: a reader sees the old or the new content, never a part.
-  The one atomic-write helper for local files."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
-                             suffix="-" + os.path.basename(path))
+  The one atomic-write helper for local files. The file gets the permissions ``open()``
+  gives a new file (0o666 less the umask), like the Parquet parts beside it; not
+  ``mkstemp``'s 0o600, which hid run.json and map.html from everyone but their writer."""
+  directory = os.path.dirname(path) or "."
+  os.makedirs(directory, exist_ok=True)
+  while True:
+    tmp = os.path.join(directory, f".tmp-{secrets.token_hex(4)}-{os.path.basename(path)}")
+    try:
+      fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                   0o666)
+      break
+    except FileExistsError:
+      continue
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)

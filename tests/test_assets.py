@@ -164,3 +164,19 @@ def test_gs_uris_are_copied_into_the_cache_through_beam(gcs_emulator, test_weigh
 
 
 from cloud_emulators import gcs_emulator  # noqa: E402,F401  (session fixture)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_write_atomically_gives_new_files_the_umask_mode_and_leaves_no_temp(tmp_path, umask):
+  from audiobeam.assets import write_atomically  # pylint: disable=import-outside-toplevel
+
+  target = tmp_path / "run.json"
+  target.write_bytes(b"old")
+  previous = os.umask(umask)
+  try:
+    write_atomically(str(target), lambda f: f.write(b"new"))
+  finally:
+    os.umask(previous)
+  assert target.read_bytes() == b"new"
+  assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+  assert [p.name for p in tmp_path.iterdir()] == ["run.json"]

@@ -290,6 +290,18 @@ def test_pooling_max_and_parquet_only(pad_run):
   assert not (output / "vggish" / "tfrecord").exists()
 
 
+def test_run_records_are_readable_like_the_parquet_parts(pad_run):
+  # run.json and the ledger's records get what open() gives a new file (0o666 less the
+  # umask), as the Parquet parts beside them do: colleagues and services that can read
+  # the rows can read which weights made them.
+  _, output = pad_run
+  part_mode = next((output / "vggish" / "clips").glob("part-*")).stat().st_mode & 0o777
+  records = [output / "run.json", *(output / "_audiobeam").rglob("*.json*")]
+  assert len(records) >= 3
+  assert {str(r.relative_to(output)): r.stat().st_mode & 0o777 for r in records} == {
+      str(r.relative_to(output)): part_mode for r in records}
+
+
 @pytest.fixture(scope="module")
 def rerun(pad_run):
   """Re-runs pad_run from its run.json into the same output, after planting files that

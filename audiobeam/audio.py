@@ -216,6 +216,8 @@ class _Source:
     self.fileobj = fileobj
     self.origin = fileobj.tell()
     self.position = self.origin   # where fileobj is now, to skip needless seeks
+    self.descriptor_used = False  # libsndfile read the OS descriptor behind fileobj's buffer
+    self._size: int | None = None
 
   def regular_fd(self) -> int | None:
     """The OS file descriptor when the source is a whole regular local file, else None."""
@@ -228,18 +230,26 @@ class _Source:
       return None
 
   def forget_buffer(self) -> None:
-    """Drop what a buffered file object read ahead (after the descriptor was used directly)."""
+    """Drop what a buffered file object read ahead, once the descriptor was used directly
+    (its offset moved under the buffer); otherwise the buffer is right and is kept (for a
+    remote object, dropping it would download its bytes again)."""
+    if not self.descriptor_used:
+      return
     self.fileobj.seek(0, io.SEEK_END)  # a SEEK_END always reaches the raw file
     self.fileobj.seek(self.origin)
     self.position = self.origin
 
   def size_bytes(self) -> int | None:
-    try:
-      end = self.fileobj.seek(0, io.SEEK_END)
+    """Bytes from the origin to the end, measured once: a ``SEEK_END`` drops a buffered
+    file object's read-ahead, so it is taken before the first read and then remembered."""
+    if self._size is None:
+      try:
+        end = self.fileobj.seek(0, io.SEEK_END)
+      except (OSError, ValueError, AttributeError):
+        return None
       self.position = end
-      return end - self.origin
-    except (OSError, ValueError, AttributeError):
-      return None
+      self._size = end - self.origin
+    return self._size
 
 
 class _Window(io.RawIOBase):
@@ -548,12 +558,12 @@ def _open_soundfile(window: _Window, name: str, stack: contextlib.ExitStack):
     if fd is not None:
       os.lseek(fd, 0, os.SEEK_SET)
       window.source.position = -1
+      window.source.descriptor_used = True
       sf = soundfile.SoundFile(fd, mode="r", closefd=False)
     else:
       sf = soundfile.SoundFile(window, mode="r")
   except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError):
-    if fd is not None:
-      window.source.forget_buffer()  # libsndfile moved the descriptor's offset
+    window.source.forget_buffer()  # libsndfile moved the descriptor's offset
     window.raise_error()
     window.seek(0)
     return None
@@ -768,8 +778,13 @@ def _ensure_seekable(fileobj, stack: contextlib.ExitStack, name: str):
     seekable = False
   try:
     if seekable:
+      # Emptiness from the size, not a read: a read fills a buffered file object's
+      # read-ahead, which open_audio's size measurement (a SEEK_END) would then drop.
       start = fileobj.tell()
-      head = fileobj.read(1)
+      try:
+        head = fileobj.seek(0, io.SEEK_END) > start
+      except (OSError, ValueError):
+        head = fileobj.read(1)
       fileobj.seek(start)
     else:
       spool = stack.enter_context(tempfile.TemporaryFile(prefix="audiobeam-"))

@@ -564,7 +564,14 @@ class _Attempts:
 
 
 class _RangedObjectFile(io.RawIOBase):
-  """A seekable raw file over a remote object of known size, read by ranged requests."""
+  """A seekable raw file over a remote object of known size, read by ranged requests.
+
+  The last range fetched is kept and reads inside it are served from it: decoders seek
+  back to bytes they have read (a header probe, then the decoder; an end-of-file peek, then
+  the start), and ``io.BufferedReader`` drops its read-ahead once it is read to its end, so
+  without this each such seek downloaded the range again (measured: every WAV and FLAC
+  example fetched 3 times, MP3 6 times).
+  """
 
   def __init__(self, uri: str, size_bytes: int, fetch: Callable[[int, int], bytes],
                attempts: _Attempts):
@@ -574,6 +581,8 @@ class _RangedObjectFile(io.RawIOBase):
     self._fetch = fetch          # (start, stop) -> bytes of [start, stop)
     self._attempts = attempts
     self._position = 0
+    self._kept_start = 0
+    self._kept = b""
 
   def readable(self) -> bool:
     return True
@@ -597,13 +606,18 @@ class _RangedObjectFile(io.RawIOBase):
     if stop <= self._position:
       return 0
     start = self._position
-    data = self._attempts.call("read bytes %d-%d" % (start, stop - 1),
-                               lambda: self._fetch(start, stop))
-    if len(data) != stop - start:
-      raise InputError(
-          f"{redact_uri(self.name)}: expected bytes {start}-{stop - 1} of a "
-          f"{self._size}-byte object, received {len(data)}; it changed while being read. "
-          "Rerun to embed the new version.", error_type="changed_during_read")
+    offset = start - self._kept_start
+    if 0 <= offset and stop - self._kept_start <= len(self._kept):
+      data = memoryview(self._kept)[offset:offset + stop - start]
+    else:
+      data = self._attempts.call("read bytes %d-%d" % (start, stop - 1),
+                                 lambda: self._fetch(start, stop))
+      if len(data) != stop - start:
+        raise InputError(
+            f"{redact_uri(self.name)}: expected bytes {start}-{stop - 1} of a "
+            f"{self._size}-byte object, received {len(data)}; it changed while being read. "
+            "Rerun to embed the new version.", error_type="changed_during_read")
+      self._kept_start, self._kept = start, data
     memoryview(buffer)[:len(data)] = data
     self._position = stop
     return len(data)

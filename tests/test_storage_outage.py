@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import pathlib
 import time
 
 import numpy as np
@@ -27,6 +28,7 @@ from audiobeam import audio, inputs
 from audiobeam.errors import InputError
 
 _PROJECT = "audiobeam-test"
+_EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples" / "audio"
 # Small enough that a test of an outage takes seconds; the defaults are 4 attempts in 20 s.
 _FAST = inputs.RetryPolicy(max_attempts=3, first_delay_seconds=0.1, max_delay_seconds=0.2,
                            budget_seconds=1.0, connect_timeout_seconds=2.0,
@@ -103,6 +105,33 @@ def test_gcs_reads_match_the_object_and_a_missing_object_is_not_found(tmp_path, 
       with inputs.open_input("gs://ok/missing.wav", retry=_FAST, pipeline_options=beam_options):
         pass
     assert info.value.error_type == "not_found" and time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in _EXAMPLES.iterdir()))
+def test_decoding_from_gcs_downloads_each_byte_once(tmp_path, beam_options, monkeypatch, name):
+  # Decoders seek back to bytes they have read (header probes, end-of-file peeks); those
+  # must not be downloaded again (each was fetched 3-6 times before).
+  from google.cloud.storage import Blob
+
+  ranges = []
+  download = Blob.download_as_bytes
+
+  def counted(self, *args, **kwargs):
+    data = download(self, *args, **kwargs)
+    ranges.append((kwargs.get("start"), len(data)))
+    return data
+
+  monkeypatch.setattr(Blob, "download_as_bytes", counted)
+  data = (_EXAMPLES / name).read_bytes()
+  with _gcs(tmp_path) as gcs:
+    gcs.emulator.create_bucket("ok")
+    uri = _upload(gcs.emulator, f"gs://ok/{name}", data)
+    with inputs.open_input(uri, retry=_FAST, pipeline_options=beam_options) as f:
+      samples, rate_hz = audio.decode_audio(f)
+  local, local_rate_hz = audio.decode_audio(_EXAMPLES / name)
+  assert rate_hz == local_rate_hz
+  np.testing.assert_array_equal(samples, local)
+  assert sum(size for _, size in ranges) == len(data), ranges
 
 
 def test_gcs_object_deleted_after_match_is_not_found(tmp_path, beam_options):

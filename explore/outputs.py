@@ -49,6 +49,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from audiobeam.errors import ConfigError
+from audiobeam.layout import (LEDGER_DIR, LOCK, PROVENANCE_METADATA_KEY, RUN_JSON, RUNS_DIR,
+                              STAGING_DIR, STARTED_SUFFIX)
 
 __all__ = [
     "RUN_JSON",
@@ -91,8 +93,7 @@ __all__ = [
     "embedding_matrix",
 ]
 
-RUN_JSON = "run.json"
-PROVENANCE_KEY = b"audiobeam.provenance"
+PROVENANCE_KEY = PROVENANCE_METADATA_KEY.encode()
 ERRORS_DIR = "errors"
 LEGACY_MODEL = "vggish"
 """Outputs of the VGGish-only pipeline (before ``--model``) hold VGGish's ``clips/``,
@@ -101,13 +102,6 @@ LEGACY_MODEL = "vggish"
 MANIFEST_DIR = "_manifest"
 """Where the VGGish-only pipeline's ``--skip_existing`` runs wrote their manifests
 (``run-<run_id>.jsonl``); a manifest there committed its run (see ``committed_run_ids``)."""
-LEDGER_DIR = "_audiobeam"
-"""The run ledger of the multi-model pipeline (``pipelines.lifecycle.LEDGER_DIR``; the
-layout below it is documented in ``pipelines/lifecycle.py``)."""
-_LEDGER_RUNS = f"{LEDGER_DIR}/runs"
-_LEDGER_STAGING = f"{LEDGER_DIR}/staging"
-_LEDGER_LOCK = f"{LEDGER_DIR}/lock.json"
-_STARTED_SUFFIX = ".started.json"
 _PARTITION_GLOB = "dt=*"
 _NOT_MODELS = frozenset({ERRORS_DIR, MANIFEST_DIR, LEDGER_DIR})
 _PART_RE = re.compile(
@@ -454,8 +448,8 @@ def uncommitted_part_files(path: str | Output) -> list[PartFile]:
         if run_id is not None and run_id not in out.committed[directory]:
           leftovers.append(PartFile(part_path, size, run_id, out.full_path(directory)))
     for rel, size in out.relative_files(directory):
-      if rel.startswith(_LEDGER_STAGING + "/") and parse_part_name(rel) is not None:
-        run_id = rel[len(_LEDGER_STAGING) + 1:].split("/", 1)[0]
+      if rel.startswith(STAGING_DIR + "/") and parse_part_name(rel) is not None:
+        run_id = rel[len(STAGING_DIR) + 1:].split("/", 1)[0]
         leftovers.append(PartFile(out.full_path(directory, *rel.split("/")), size, run_id,
                                   out.full_path(directory)))
   return sorted(leftovers, key=lambda p: p.path)
@@ -502,20 +496,20 @@ def ledger(path: str | Output, directory: str = "") -> Ledger:
     if not rel.startswith(LEDGER_DIR + "/"):
       continue
     full = out.full_path(directory, *rel.split("/"))
-    if rel.startswith(_LEDGER_RUNS + "/") and rel.count("/") == 2:
+    if rel.startswith(RUNS_DIR + "/") and rel.count("/") == 2:
       name = rel.rsplit("/", 1)[-1]
-      if name.endswith(_STARTED_SUFFIX):
-        started[name[:-len(_STARTED_SUFFIX)]] = _read_json_file(full) or {}
+      if name.endswith(STARTED_SUFFIX):
+        started[name[:-len(STARTED_SUFFIX)]] = _read_json_file(full) or {}
       elif name.endswith(".json") and not name.startswith("."):
         record = _read_json_file(full) or {}
         if record.get("run_id") == name[:-len(".json")]:
           committed[record["run_id"]] = record.get("committed_at")
-    elif rel.startswith(_LEDGER_STAGING + "/") and rel.count("/") >= 3:
-      run_id = rel[len(_LEDGER_STAGING) + 1:].split("/", 1)[0]
+    elif rel.startswith(STAGING_DIR + "/") and rel.count("/") >= 3:
+      run_id = rel[len(STAGING_DIR) + 1:].split("/", 1)[0]
       totals = staged.setdefault(run_id, [0, 0])
       totals[0] += 1
       totals[1] += size
-    elif rel == _LEDGER_LOCK:
+    elif rel == LOCK:
       lease = _read_json_file(full)
   unfinished = {run: record for run, record in sorted(started.items()) if run not in committed}
   return Ledger(dict(sorted(committed.items())), unfinished,

@@ -47,13 +47,14 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from audiobeam.assets import write_atomically
 from audiobeam.errors import AudiobeamError, ConfigError
+from audiobeam.layout import LEDGER_DIR, LOCK, RUN_JSON, RUNS_DIR, STAGING_DIR, STARTED_SUFFIX
 from audiobeam.redact import redact_uri
 from transforms.manifest import MANIFESTS_DIR, manifest_path
 
@@ -67,13 +68,7 @@ __all__ = [
     "new_run_id",
 ]
 
-LEDGER_DIR = "_audiobeam"
-RUN_JSON = "run.json"
-_RUNS_DIR = f"{LEDGER_DIR}/runs"
-_STAGING_DIR = f"{LEDGER_DIR}/staging"
-_LOCK = f"{LEDGER_DIR}/lock.json"
 _TMP_PREFIX = ".tmp-"
-_STARTED_SUFFIX = ".started.json"
 _LEASE_TTL_SECONDS = 15 * 60.0
 _LOGGER = logging.getLogger(__name__)
 
@@ -317,7 +312,7 @@ class Lease:
   """The output's single-writer lease (see the module docstring)."""
 
   def __init__(self, output: str, run_id: str, options=None, ttl_seconds: float = _LEASE_TTL_SECONDS):
-    self._path = f"{output.rstrip('/')}/{_LOCK}"
+    self._path = f"{output.rstrip('/')}/{LOCK}"
     self._run_id = run_id
     self._ttl = float(ttl_seconds)
     self._backend = _lock_backend(self._path, options)
@@ -406,6 +401,7 @@ class Listing:
   foreign: list[str]
   committed: dict[str, dict[str, Any]]  # run id -> commit record
   started: set[str]                     # run ids with a started record
+  committed_files: frozenset[str]       # the files the commit records name
 
 
 class OutputLedger:
@@ -427,7 +423,7 @@ class OutputLedger:
     return path[len(prefix):]
 
   def staging(self, run_id: str) -> str:
-    return self.path(f"{_STAGING_DIR}/{run_id}")
+    return self.path(f"{STAGING_DIR}/{run_id}")
 
   # -- reading --
 
@@ -436,10 +432,10 @@ class OutputLedger:
     committed: dict[str, dict[str, Any]] = {}
     started: set[str] = set()
     for rel in files:
-      if rel.startswith(_RUNS_DIR + "/"):
-        name = rel[len(_RUNS_DIR) + 1:]
-        if name.endswith(_STARTED_SUFFIX):
-          started.add(name[:-len(_STARTED_SUFFIX)])
+      if rel.startswith(RUNS_DIR + "/"):
+        name = rel[len(RUNS_DIR) + 1:]
+        if name.endswith(STARTED_SUFFIX):
+          started.add(name[:-len(STARTED_SUFFIX)])
         elif name.endswith(".json") and "/" not in name:
           text = _read_text(self.path(rel))
           try:
@@ -450,12 +446,13 @@ class OutputLedger:
             committed[record["run_id"]] = record
     known = started | set(committed)
     ours, foreign = [], []
-    committed_files = {f for r in committed.values() for f in r.get("files", [])}
+    committed_files = frozenset(f for r in committed.values() for f in r.get("files", []))
     for rel in files:
       (ours if self._is_ours(rel, known, committed_files) else foreign).append(rel)
-    return Listing(ours=ours, foreign=foreign, committed=committed, started=started)
+    return Listing(ours=ours, foreign=foreign, committed=committed, started=started,
+                   committed_files=committed_files)
 
-  def _is_ours(self, rel: str, known: set[str], committed_files: set[str]) -> bool:
+  def _is_ours(self, rel: str, known: set[str], committed_files: frozenset[str]) -> bool:
     if rel in committed_files:
       return True
     name = rel.rsplit("/", 1)[-1]
@@ -470,7 +467,7 @@ class OutputLedger:
       if inner == "lock.json" or inner.startswith("lock.json" + _TMP_PREFIX):
         return True
       if inner.startswith("runs/"):
-        return any(inner in (f"runs/{r}.json", f"runs/{r}{_STARTED_SUFFIX}") for r in known) or (
+        return any(inner in (f"runs/{r}.json", f"runs/{r}{STARTED_SUFFIX}") for r in known) or (
             inner.startswith("runs/" + _TMP_PREFIX))
       if inner.startswith("manifests/"):
         return any(inner == f"manifests/run-{r}.jsonl" for r in known) or "/" + _TMP_PREFIX in "/" + inner
@@ -499,18 +496,17 @@ class OutputLedger:
           "them); either way files audiobeam did not write are never modified or deleted.")
     leftovers = []
     uncommitted = listing.started - set(listing.committed)
-    committed_files = {f for r in listing.committed.values() for f in r.get("files", [])}
     for rel in listing.ours:
       name = rel.rsplit("/", 1)[-1]
-      if rel in committed_files or rel == RUN_JSON or rel.startswith(_RUNS_DIR + "/"):
+      if rel in listing.committed_files or rel == RUN_JSON or rel.startswith(RUNS_DIR + "/"):
         continue
       if rel.startswith(LEDGER_DIR + "/lock.json"):
         continue
       if name.startswith(_TMP_PREFIX):
         leftovers.append(rel)
         continue
-      if rel.startswith(_STAGING_DIR + "/") or rel.startswith(f"{LEDGER_DIR}/manifests/"):
-        run = rel.split("/")[2] if rel.startswith(_STAGING_DIR + "/") else name[4:-6]
+      if rel.startswith(STAGING_DIR + "/") or rel.startswith(f"{LEDGER_DIR}/manifests/"):
+        run = rel.split("/")[2] if rel.startswith(STAGING_DIR + "/") else name[4:-6]
         if run in uncommitted:
           leftovers.append(rel)
         continue
@@ -525,8 +521,8 @@ class OutputLedger:
         _prune_empty_dirs(self.output, self.staging(run))
     # Started records of interrupted runs go last: until their files are gone, they are
     # what proves those files ours.
-    _delete([self.path(f"{_RUNS_DIR}/{r}{_STARTED_SUFFIX}") for r in uncommitted])
-    _write_text(self.path(f"{_RUNS_DIR}/{run_id}{_STARTED_SUFFIX}"), json.dumps(
+    _delete([self.path(f"{RUNS_DIR}/{r}{STARTED_SUFFIX}") for r in uncommitted])
+    _write_text(self.path(f"{RUNS_DIR}/{run_id}{STARTED_SUFFIX}"), json.dumps(
         {"run_id": run_id, "started_at": _now_iso(), "host": socket.gethostname(),
          "pid": os.getpid(), "mode": mode}, sort_keys=True))
 
@@ -538,7 +534,7 @@ class OutputLedger:
     staging = self.staging(run_id)
     out = []
     for path, _ in _list_files(staging):
-      rel = self.relative(path)[len(f"{_STAGING_DIR}/{run_id}/"):]
+      rel = self.relative(path)[len(f"{STAGING_DIR}/{run_id}/"):]
       if "/beam-temp-" in "/" + rel or rel.rsplit("/", 1)[-1].startswith(_TMP_PREFIX):
         continue
       out.append((path, rel))
@@ -550,7 +546,7 @@ class OutputLedger:
       _delete([p for p, _ in _list_files(self.staging(run_id))])
       _prune_empty_dirs(self.output, self.staging(run_id))
       if not _list_files(self.staging(run_id)):
-        _delete([self.path(f"{_RUNS_DIR}/{run_id}{_STARTED_SUFFIX}")])
+        _delete([self.path(f"{RUNS_DIR}/{run_id}{STARTED_SUFFIX}")])
     except Exception:  # pylint: disable=broad-except  # the next run cleans up
       _LOGGER.warning("could not remove the staging of failed run %s in %s; the next run "
                       "removes it", run_id, redact_uri(self.output), exc_info=True)
@@ -577,7 +573,7 @@ class OutputLedger:
       manifest = manifest_path(self.output, run_id)
       _write_text(manifest, "".join(json.dumps(e, sort_keys=True) + "\n" for e in manifest_entries))
       finals.append(self.relative(manifest))
-      _write_text(self.path(f"{_RUNS_DIR}/{run_id}.json"), json.dumps(
+      _write_text(self.path(f"{RUNS_DIR}/{run_id}.json"), json.dumps(
           {"run_id": run_id, "committed_at": _now_iso(), "files": finals}, indent=1,
           sort_keys=True))
       committed_ids.append(run_id)
@@ -587,12 +583,12 @@ class OutputLedger:
     if mode == "replace":  # earlier runs' files, by their records; then the records
       for old_id, old in sorted(listing.committed.items()):
         _delete([self.path(rel) for rel in old.get("files", [])])
-        _delete([self.path(f"{_RUNS_DIR}/{old_id}.json")])
+        _delete([self.path(f"{RUNS_DIR}/{old_id}.json")])
     # Staging (empty parts a no-op run wrote) first: until it is gone, the started record
     # is what proves it ours. Committed files are proven by the commit record now.
     _delete([p for p, _ in _list_files(self.staging(run_id))])
-    _prune_empty_dirs(self.output, self.path(_STAGING_DIR))
-    _delete([self.path(f"{_RUNS_DIR}/{run_id}{_STARTED_SUFFIX}")])
+    _prune_empty_dirs(self.output, self.path(STAGING_DIR))
+    _delete([self.path(f"{RUNS_DIR}/{run_id}{STARTED_SUFFIX}")])
     return record
 
   def retire_rows(self, listing: Listing, superseded: Mapping[str, set[str]],
@@ -684,15 +680,6 @@ class OutputLedger:
 
 def committed_files(listing: Listing) -> list[str]:
   """Relative paths of every committed run's files (what a reader should read)."""
-  return sorted({f for r in listing.committed.values() for f in r.get("files", [])})
+  return sorted(listing.committed_files)
 
 
-def manifests_of(ledger: OutputLedger, listing: Listing) -> Iterable[tuple[str, dict[str, Any]]]:
-  """(manifest relative path, entry) for every committed run's manifest."""
-  for record in listing.committed.values():
-    for rel in record.get("files", []):
-      if rel.startswith(MANIFESTS_DIR + "/"):
-        text = _read_text(ledger.path(rel)) or ""
-        for line in text.splitlines():
-          if line.strip():
-            yield rel, json.loads(line)

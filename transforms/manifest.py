@@ -48,6 +48,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.metrics import Metrics
 
 from audiobeam.errors import is_content_error
+from audiobeam.layout import MANIFESTS_DIR
 
 __all__ = [
     "MANIFESTS_DIR",
@@ -57,7 +58,6 @@ __all__ = [
     "skippable",
 ]
 
-MANIFESTS_DIR = "_audiobeam/manifests"
 _PREFIX = "run-"
 _SUFFIX = ".jsonl"
 _NAMESPACE = "audiobeam"
@@ -72,7 +72,7 @@ def manifest_patterns(output: str, existing_outputs: Sequence[str] = ()) -> list
   """File patterns of the manifests of ``output`` and of ``existing_outputs`` (dirs/globs)."""
   patterns = []
   for directory in [output, *existing_outputs]:
-    pattern = f"{directory.rstrip('/')}/{MANIFESTS_DIR}/{_PREFIX}*{_SUFFIX}"
+    pattern = manifest_path(directory, "*")
     if pattern not in patterns:
       patterns.append(pattern)
   return patterns

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from audiobeam.errors import check_error_type
+from audiobeam.layout import PROVENANCE_METADATA_KEY
 from audiobeam.redact import redact_text, redact_uri
 
 __all__ = [
@@ -40,9 +41,6 @@ __all__ = [
     "clips_table",
     "errors_table",
 ]
-
-PROVENANCE_METADATA_KEY = "audiobeam.provenance"
-"""Key of the provenance JSON in every Parquet file's schema metadata."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,12 +140,6 @@ class EmbeddedClip:
 
 
 # --- Arrow schemas ---------------------------------------------------------------------
-
-_FRAME_KEYS = ("uri", "frame_index", "start_seconds", "end_seconds")
-_CLIP_HEAD = ("uri", "duration_seconds", "sample_rate", "channels", "num_frames")
-_CLIP_TAIL = ("pooling", "normalize", "padded", "container", "codec", "size_bytes",
-              "last_modified_seconds", "settings_sha256", "run_id")
-
 
 def with_provenance(fields: list[pa.Field], provenance: dict[str, Any] | None,
                     metadata: dict[str, str] | None = None) -> pa.Schema:

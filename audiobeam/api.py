@@ -12,15 +12,15 @@ driver, front end, model call and postprocessing -- one file at a time::
 
 Values are the model's flags without ``--`` (``checkpoint``, ``yamnet_weights``,
 ``clap_checkpoint``, ``labels``, ...); shared settings (``pooling``, ``resampler``,
-``short_clips``, ``device``, ...) go in ``common``. ``Embedder.from_run(run_json, model)``
-builds one with the settings an output was made with (search uses it to embed a query
-the way the index was embedded). VGGish also has its own library, ``vggish.VGGish``.
+``short_clips``, ``device``, ...) go in ``common``. Search embeds a query with the
+settings an output was made with through ``explore.search.bundle_from_provenance`` and
+``Embedder(bundle)``. VGGish also has its own library, ``vggish.VGGish``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -59,35 +59,19 @@ class Embedder:
       bundle = model
     else:
       bundle_class = registry.bundle_class(model)
-      defaults = {o.name: (list(o.default) if isinstance(o.default, tuple) else o.default)
-                  for o in bundle_class.options}
-      unknown = sorted(set(values) - set(defaults))
+      names = [option.name for option in bundle_class.options]
+      unknown = sorted(set(values) - set(names))
       if unknown:
         from audiobeam.errors import ConfigError  # pylint: disable=import-outside-toplevel
-        raise ConfigError(f"expected options of {model} ({', '.join(defaults)}), found "
+        raise ConfigError(f"expected options of {model} ({', '.join(names)}), found "
                           f"{', '.join(unknown)}")
-      bundle = bundle_class({**defaults, **values}, common or Common())
+      bundle = bundle_class(values, common or Common())
     self.bundle = bundle
     self.assets = bundle.resolve_assets(local_runner=True)
     local = {name: asset.local_path for name, asset in self.assets.items()}
     self._model = bundle.load_model(local, bundle.common.device)
     self._postprocessor = bundle.load_postprocessor(local)
     self.batch_size = batch_size or bundle.default_batch_size
-
-  @classmethod
-  def from_run(cls, run_record: Mapping[str, Any], model: str) -> "Embedder":
-    """The embedder an output's ``run.json`` describes for ``model`` (same weights URIs,
-    same settings). Raises ``ConfigError`` if the run did not include ``model``."""
-    from pipelines.options import parse_config  # pylint: disable=import-outside-toplevel
-    import json  # pylint: disable=import-outside-toplevel
-    import tempfile  # pylint: disable=import-outside-toplevel
-    config = dict(run_record.get("config", {}))
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
-      json.dump({"kind": "audiobeam/run", "config": config}, f)
-      f.flush()
-      parsed = parse_config(["--config", f.name, "--model", model])
-    (bundle,) = parsed.bundles()
-    return cls(bundle)
 
   def settings_sha256(self) -> str:
     """The settings hash this embedder's rows would carry (compare with an output's)."""

@@ -92,9 +92,10 @@ def sha256_of_files(paths: Iterable[str]) -> str:
   return digest.hexdigest()
 
 
-def write_atomically(path: str, write: Callable[[object], None]) -> None:
+def write_atomically(path: str, write: Callable[[object], None], sync: bool = True) -> None:
   """Calls ``write(binary_file)`` on a temp file next to ``path`` (``.tmp-<random>-<name>``,
-  so a leftover says whose it was), syncs it,
+  so a leftover says whose it was), syncs it to disk (unless ``sync=False``: for files that
+  need not survive a crash, such as progress totals rewritten every second),
   then renames it over ``path``: a reader sees the old or the new content, never a part.
   The one atomic-write helper for local files. The file gets the permissions ``open()``
   gives a new file (0o666 less the umask), like the Parquet parts beside it; not
@@ -113,7 +114,8 @@ def write_atomically(path: str, write: Callable[[object], None]) -> None:
     with os.fdopen(fd, "wb") as f:
       write(f)
       f.flush()
-      os.fsync(f.fileno())
+      if sync:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

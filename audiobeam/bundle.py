@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import os
 from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -216,9 +217,15 @@ class ModelBundle(abc.ABC):
   default_batch_size: ClassVar[int] = 32
 
   def __init__(self, values: Mapping[str, Any], common: Common):
-    """``values``: this model's option values (every ``options`` name, defaults filled).
-    Raise ``ConfigError`` for bad values."""
-    self.values = dict(values)
+    """``values``: this model's option values; options left out take their defaults.
+    Path options must be None or a non-empty path or URI. Subclasses check the rest and
+    raise ``ConfigError`` for bad values."""
+    self.values = {**{option.name: option.default for option in self.options}, **values}
+    for option in self.options:
+      value = self.values[option.name]
+      if option.kind == "path" and value is not None and not (
+          isinstance(value, (str, os.PathLike)) and os.fspath(value)):
+        raise ConfigError(f"expected --{option.name} to be a path or URI, found {value!r}.")
     self.common = common
 
   # --- identity -------------------------------------------------------------------------

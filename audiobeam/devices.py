@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from audiobeam.bundle import DEVICES
+from audiobeam.bundle import DEVICES, check_choice
 from audiobeam.errors import ConfigError
 
 __all__ = ["torch_device", "set_torch_tf32", "torch_tf32_state", "set_tensorflow_tf32",
@@ -36,8 +36,8 @@ def torch_device(device: str) -> str:
   """``auto``/``cpu``/``gpu`` (``--device``) or ``cuda``/``cuda:N`` -> a torch device string."""
   if device == "cpu":
     return "cpu"
-  if device not in DEVICES and device != "cuda" and not device.startswith("cuda:"):
-    raise ConfigError(f"expected --device to be one of {', '.join(DEVICES)}, found {device!r}")
+  if device != "cuda" and not device.startswith("cuda:"):
+    check_choice("--device", device, DEVICES)
   import torch  # Lazy: importing a model package must not import torch.
 
   available = torch.cuda.is_available()

@@ -692,7 +692,6 @@ def _open_gcs(uri: str, policy: RetryPolicy, health: StorageHealth, options) -> 
   _, bucket_name, key = _split_bucket(uri)
   attempts = _Attempts(uri, f"gs://{bucket_name}", policy, health)
   timeout = (policy.connect_timeout_seconds, policy.read_timeout_seconds)
-  health.check(attempts.root)
 
   def stat_object():
     blob = _gcs_client(options).bucket(bucket_name).blob(key)
@@ -714,7 +713,6 @@ def _open_gcs(uri: str, policy: RetryPolicy, health: StorageHealth, options) -> 
 def _open_s3(uri: str, policy: RetryPolicy, health: StorageHealth, options) -> BinaryIO:
   _, bucket, key = _split_bucket(uri)
   attempts = _Attempts(uri, f"s3://{bucket}", policy, health)
-  health.check(attempts.root)
   client = attempts.call("connect", lambda: _s3_client(options, policy))
   head = attempts.call("look up the object", lambda: client.head_object(Bucket=bucket, Key=key))
   etag = head["ETag"]

@@ -25,14 +25,22 @@ _QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",      # ... and its weight-loading progress bars
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
 }
-if __name__ == "__main__":
-  # The CLI: set before the imports below can pull in TensorFlow or transformers (they
-  # read them once); worker processes inherit them; a value the user exported wins.
-  if "--verbose" in _sys.argv:
+
+
+def _set_quiet_env(verbose: bool) -> None:
+  """``AUDIOBEAM_VERBOSE=1`` with ``--verbose``, else ``_QUIET_ENV`` (a value the user
+  exported wins). Worker processes inherit them."""
+  if verbose:
     _os.environ["AUDIOBEAM_VERBOSE"] = "1"
   else:
-    for _key, _value in _QUIET_ENV.items():
-      _os.environ.setdefault(_key, _value)
+    for key, value in _QUIET_ENV.items():
+      _os.environ.setdefault(key, value)
+
+
+if __name__ == "__main__":
+  # The CLI: set before the imports below can pull in TensorFlow or transformers (they
+  # read them once).
+  _set_quiet_env("--verbose" in _sys.argv)
 
 import contextlib
 import dataclasses
@@ -46,7 +54,7 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -569,12 +577,9 @@ def _on_signal(signum, frame):  # pylint: disable=unused-argument
 def _quiet_start_up(verbose: bool) -> None:
   """TensorFlow's and Beam's start-up noise does not reach a user's terminal unless
   ``--verbose`` (see ``audiobeam.quiet`` for TensorFlow's import-time notices)."""
-  if verbose:
-    os.environ["AUDIOBEAM_VERBOSE"] = "1"
-    return
-  for key, value in _QUIET_ENV.items():
-    os.environ.setdefault(key, value)
-  logging.getLogger("apache_beam").setLevel(logging.ERROR)
+  _set_quiet_env(verbose)
+  if not verbose:
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from audiobeam import registry
 from audiobeam.bundle import (BACKENDS, DEVICES, NORMALIZATIONS, POOLINGS, SHORT_CLIP_POLICIES,
-                              Common, ModelBundle, Option)
+                              Common, ModelBundle, Option, check_choice)
 from audiobeam.errors import ConfigError
 from audiobeam.resample import RESAMPLERS
 
@@ -340,10 +340,7 @@ def _convert(option: Option, value: Any) -> Any:
                         f"found {value!r}")
     return value
   if kind == "choice":
-    if value not in option.choices:
-      raise ConfigError(f"expected {name} to be one of {', '.join(option.choices)}, found "
-                        f"{value!r}")
-    return value
+    return check_choice(name, value, option.choices)
   if kind == "int":
     try:
       number = int(value) if not isinstance(value, (bool, float)) else None

@@ -104,10 +104,9 @@ class _MatchPatternFn(beam.DoFn):
 
 
 def _no_match(pattern: str) -> InputFailure:
-  return InputFailure(
-      file=AudioFile(uri=pattern), stage="match", error_type="no_match",
-      message=(f"expected at least one file matching {pattern!r}, found none; check the "
-               "--input pattern (globs: *, ?, ** via Beam FileSystems)"))
+  return _failure(pattern, "no_match",
+                  f"expected at least one file matching {pattern!r}, found none; check the "
+                  "--input pattern (globs: *, ?, ** via Beam FileSystems)")
 
 
 def _largest_first(metadata_list):

@@ -52,7 +52,7 @@ class _Totals:
       self._flushed = now
       data = json.dumps(self._values)
     try:
-      write_atomically(self._path, lambda f: f.write(data.encode("utf-8")))
+      write_atomically(self._path, lambda f: f.write(data.encode("utf-8")), sync=False)
     except OSError:
       pass  # progress is best effort; the run's counters are the record
 

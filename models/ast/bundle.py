@@ -32,7 +32,7 @@ import numpy as np
 
 from audiobeam import assets as asset_lib
 from audiobeam.bundle import (Asset, Common, FrontEnd, ModelBundle, Option, Postprocessor,
-                              pool_embedding)
+                              check_choice, pool_embedding)
 from audiobeam.errors import AssetError, ConfigError
 from models.ast.checkpoint import (CHECKPOINT_FILES, HOW_TO_FIX, ASTLayout,
                                    validate_checkpoint_dir)
@@ -101,19 +101,12 @@ class ASTBundle(ModelBundle):
 
   def __init__(self, values: Mapping[str, Any], common: Common):
     super().__init__(values, common)
-    for option in self.options:
-      self.values.setdefault(option.name, option.default)
-    if self.values["ast_embedding"] not in EMBEDDINGS:
-      raise ConfigError(f"expected --ast_embedding to be one of {', '.join(EMBEDDINGS)}, "
-                        f"found {self.values['ast_embedding']!r}")
+    check_choice("--ast_embedding", self.values["ast_embedding"], EMBEDDINGS)
     hop = self.values["ast_hop_seconds"]
     if isinstance(hop, bool) or not isinstance(hop, (int, float)):
       raise ConfigError(f"expected --ast_hop_seconds to be a number of seconds, found {hop!r}")
     self.hop_seconds = float(hop)
     ASTParams(hop_seconds=self.hop_seconds)      # validates the hop (ConfigError)
-    checkpoint = self.values["ast_checkpoint"]
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-      raise ConfigError(f"expected --ast_checkpoint to be a folder path or URI, found {checkpoint!r}")
     self._params: ASTParams | None = None
     self._layout: ASTLayout | None = None
 

@@ -29,7 +29,7 @@ import numpy as np
 from audiobeam import assets as asset_lib
 from audiobeam.bundle import (Asset, Common, FrontEnd, ModelBundle, Option, Postprocessor,
                               pool_embedding)
-from audiobeam.errors import AssetError, ConfigError
+from audiobeam.errors import AssetError
 from models.clmr.checkpoint import HOW_TO_FIX, validate_checkpoint
 from models.clmr.frontend import CLMRFrontEnd
 from models.clmr.params import CLMRParams
@@ -63,13 +63,7 @@ class CLMRBundle(ModelBundle):
 
   def __init__(self, values: Mapping[str, Any], common: Common):
     super().__init__(values, common)
-    for option in self.options:
-      self.values.setdefault(option.name, option.default)
     self.params = CLMRParams.from_hop_seconds(self.values["clmr_hop_seconds"])
-    checkpoint = self.values["clmr_checkpoint"]
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-      raise ConfigError(f"expected --clmr_checkpoint to be a file path or URI, found "
-                        f"{checkpoint!r}")
 
   # --- identity ---------------------------------------------------------------------
   @property

@@ -27,7 +27,7 @@ import numpy as np
 
 from audiobeam import assets as cache
 from audiobeam.bundle import Asset, Common, ModelBundle, Option, Postprocessor, pool_embedding
-from audiobeam.errors import AssetError, ConfigError
+from audiobeam.errors import AssetError
 from models.yamnet.params import DEFAULT_PARAMS, Params
 from models.yamnet.stream import YAMNetFrontEnd
 from models.yamnet.weights import (CLASS_MAP_FILENAME, WEIGHTS_FILENAME, ClassMap,
@@ -143,10 +143,6 @@ class YAMNetBundle(ModelBundle):
   def __init__(self, values: Mapping[str, Any], common: Common,
                params: Params = DEFAULT_PARAMS):
     super().__init__(values, common)
-    for option in self.options:
-      value = self.values.setdefault(option.name, None)
-      if value is not None and not (isinstance(value, (str, os.PathLike)) and os.fspath(value)):
-        raise ConfigError(f"expected --{option.name} to be a path or URI, found {value!r}.")
     self.params = params
 
   @property

@@ -137,7 +137,6 @@ class VGGishBundle(ModelBundle):
     def call(patches: np.ndarray) -> dict[str, np.ndarray]:
       return {"raw_embedding": model(patches)}
 
-    call.flops_per_input = model.flops_per_patch
     return call
 
   def load_postprocessor(self, local_assets: Mapping[str, str]) -> Postprocessor:

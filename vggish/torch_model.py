@@ -32,17 +32,12 @@ from typing import Mapping
 
 import numpy as np
 
-from audiobeam.errors import ConfigError
-from audiobeam.devices import set_torch_tf32, torch_device, torch_tf32_state
-from vggish.network import POOL_SIZE, VGGISH_LAYERS, check_patches, walk
+from audiobeam.devices import set_torch_tf32, torch_device
+from vggish.network import POOL_SIZE, check_patches, walk
 from vggish.network import flops_per_patch as _flops_per_patch
 from vggish.params import DEFAULT_PARAMS, Params
 
 __all__ = ["VGGishTorchModel"]
-
-
-def _resolve_device(torch, device: str):
-  return torch.device(torch_device(device))
 
 
 class VGGishTorchModel:
@@ -71,7 +66,7 @@ class VGGishTorchModel:
     self._torch = torch
     self._functional = torch.nn.functional
     self.params = params
-    self.device = _resolve_device(torch, device)
+    self.device = torch.device(torch_device(device))
     self.tf32_state = set_torch_tf32(allow_tf32)
     self._steps: list[tuple] = []  # (kind, kernel tensor | None, bias tensor | None, relu)
     feature_map = None             # (H, W, C) of the last conv/pool output
@@ -86,9 +81,8 @@ class VGGishTorchModel:
           h, w, c = feature_map
           kernel = kernel.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(h * w * c, -1)
           feature_map = None
-      elif layer.kind in ("pool", "flatten"):
-        if layer.kind == "flatten":
-          feature_map = in_shape
+      elif layer.kind == "flatten":
+        feature_map = in_shape
       if weight_shape is not None:
         bias = self._tensor(weights[layer.biases_name])
         kernel = self._tensor(kernel)

@@ -54,9 +54,10 @@ _RUNNERS_LOCK = threading.Lock()
 
 
 def _shared_runner(path: str, device: str, allow_tf32: bool):
-  from models.clap.loading import load_clap, resolve_device
+  from audiobeam.devices import torch_device
+  from models.clap.loading import load_clap
 
-  key = (path, resolve_device(device), bool(allow_tf32))
+  key = (path, torch_device(device), bool(allow_tf32))
   with _RUNNERS_LOCK:
     if key not in _RUNNERS:
       _RUNNERS[key] = load_clap(path, key[1], allow_tf32=allow_tf32)

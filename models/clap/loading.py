@@ -39,7 +39,7 @@ import os
 from typing import Any, Mapping
 
 from audiobeam import assets as asset_store
-from audiobeam.errors import AssetError, ConfigError
+from audiobeam.errors import AssetError
 from models.clap.params import (CONFIG_FILENAME, DEFAULT_PARAMS, OPTIONAL_FILENAMES,
                                 PICKLE_WEIGHTS_FILENAME, PREPROCESSOR_FILENAME,
                                 REQUIRED_FILENAMES, TOKENIZER_FILENAMES, WEIGHTS_FILENAME,
@@ -55,7 +55,6 @@ __all__ = [
     "validate_checkpoint_dir",
     "localize_checkpoint",
     "load_tokenizer",
-    "resolve_device",
     "load_clap",
 ]
 
@@ -222,12 +221,6 @@ def load_tokenizer(path: str, config: Mapping[str, Any] | None = None):
   return tokenizer
 
 
-def resolve_device(device: str) -> str:
-  """``auto``/``cpu``/``gpu`` -> a torch device string (``audiobeam.devices.torch_device``)."""
-  from audiobeam.devices import torch_device  # pylint: disable=import-outside-toplevel
-  return torch_device(device)
-
-
 def _check_loading_info(info: Mapping[str, Any], path: str) -> None:
   def learned(keys):
     return sorted(k for k in keys if not k.endswith(_CONSTANT_BUFFER_SUFFIXES))
@@ -262,10 +255,10 @@ def load_clap(path: str, device: str = "auto", *, allow_tf32: bool = False,
   import torch
   from transformers import ClapFeatureExtractor, ClapModel
 
+  from audiobeam.devices import set_torch_tf32, torch_device
   from models.clap.model import ClapRunner
 
-  torch_device = resolve_device(device)
-  from audiobeam.devices import set_torch_tf32  # pylint: disable=import-outside-toplevel
+  target = torch_device(device)
   set_torch_tf32(allow_tf32)
   try:
     extractor = ClapFeatureExtractor.from_pretrained(path, local_files_only=True)
@@ -282,5 +275,5 @@ def load_clap(path: str, device: str = "auto", *, allow_tf32: bool = False,
   except (OSError, ValueError, RuntimeError, TypeError) as error:
     raise AssetError(f"could not load the CLAP weights from {path!r}: {error}") from None
   _check_loading_info(info, path)
-  model = model.to(torch_device).eval()
-  return ClapRunner(model, extractor, tokenizer, torch_device, params)
+  model = model.to(target).eval()
+  return ClapRunner(model, extractor, tokenizer, target, params)

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import http.server
 import json
 import os
 import pathlib
@@ -52,6 +54,8 @@ __all__ = [
     "s3_emulator",
     "start_emulator",
     "fake_service_account_json",
+    "serve_directory",
+    "closed_port_url",
 ]
 
 _PROJECT = "audiobeam-test"
@@ -176,6 +180,36 @@ def _closed_loopback_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+def closed_port_url(path: str = "") -> str:
+  """``http://127.0.0.1:<port>/<path>`` where nothing listens: a server that is down."""
+  return f"http://127.0.0.1:{_closed_loopback_port()}/{path}"
+
+
+@contextlib.contextmanager
+def serve_directory(directory, path: str = "") -> Iterator[tuple[str, list[str]]]:
+  """Yields (``http://127.0.0.1:<port>/<path>``, request log) of a loopback HTTP server over
+  ``directory``; it stops when the block ends."""
+  log: list[str] = []
+
+  class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (stdlib name)
+      log.append(self.path)
+      super().do_GET()
+
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(
+      ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    yield f"http://127.0.0.1:{server.server_address[1]}/{path}", log
+  finally:
+    server.shutdown()
+    server.server_close()
 
 
 def _no_internet_env() -> dict[str, str]:

@@ -6,51 +6,16 @@ an ephemeral 127.0.0.1 port; the no-network case points at a closed loopback por
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
-import socket
-import threading
 
 import pytest
 
+from cloud_emulators import closed_port_url, serve_directory
 from vggish import assets
 from audiobeam.errors import AssetError, CheckpointError
-
-
-@contextlib.contextmanager
-def serve_directory(directory):
-  """Yields (base_url, request_log) for a loopback HTTP server over ``directory``."""
-  log: list[str] = []
-
-  class Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (stdlib name)
-      log.append(self.path)
-      super().do_GET()
-
-    def log_message(self, *args):
-      pass
-
-  server = http.server.ThreadingHTTPServer(
-      ("127.0.0.1", 0), functools.partial(Handler, directory=str(directory)))
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  try:
-    yield f"http://127.0.0.1:{server.server_address[1]}/weights/", log
-  finally:
-    server.shutdown()
-    server.server_close()
-
-
-def _closed_port_url() -> str:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  return f"http://127.0.0.1:{port}/audioset/"
 
 
 def _sha256(path) -> str:
@@ -64,7 +29,7 @@ def served_weights(test_weights, tmp_path_factory):
   (root / "weights").mkdir()
   for path in test_weights:
     os.link(path, root / "weights" / os.path.basename(path))
-  with serve_directory(root) as (base_url, log):
+  with serve_directory(root, "weights/") as (base_url, log):
     yield base_url, log
 
 
@@ -107,7 +72,7 @@ def test_downloads_once_validates_and_records_sha256(served_weights, test_weight
 
 def test_no_network_error_says_how_to_pass_weights(tmp_path):
   with pytest.raises(AssetError) as info:
-    assets.resolve_assets(cache_dir=str(tmp_path), base_url=_closed_port_url())
+    assets.resolve_assets(cache_dir=str(tmp_path), base_url=closed_port_url("audioset/"))
   message = str(info.value)
   for needle in ("could not download", "--checkpoint", "--pca_params", "gs://", "s3://",
                  "never substitutes"):
@@ -119,7 +84,7 @@ def test_no_network_error_says_how_to_pass_weights(tmp_path):
 def test_invalid_download_is_rejected_and_not_cached(tmp_path):
   (tmp_path / "srv" / "weights").mkdir(parents=True)
   (tmp_path / "srv" / "weights" / "vggish_model.ckpt").write_bytes(b"<html>error</html>")
-  with serve_directory(tmp_path / "srv") as (base_url, _):
+  with serve_directory(tmp_path / "srv", "weights/") as (base_url, _):
     with pytest.raises(CheckpointError, match="invalid and was not cached") as info:
       assets.resolve_assets(cache_dir=str(tmp_path / "cache"), base_url=base_url)
   assert "not a readable TensorFlow checkpoint" in str(info.value)

@@ -27,6 +27,7 @@ import soundfile as sf
 
 import audio_fixtures as fx
 import kaldi_oracle
+from cloud_emulators import serve_directory
 from audiobeam.audio import open_audio, to_mono
 from audiobeam.bundle import Common, FrontEnd, ModelBundle
 from audiobeam.errors import AssetError, CheckpointError, ConfigError, TooShortError
@@ -571,23 +572,12 @@ def test_remote_checkpoint_folder_is_copied_validated_and_cached(checkpoints, tm
   """A checkpoint folder at a URI (a loopback HTTP server here; gs:// and s3:// take the
   same path through Beam's FileSystems) is copied file by file into the cache, validated,
   and used from there; a remote folder with a bad tensor is refused and not cached."""
-  import functools
-  import http.server
-  import threading
-
   root = tmp_path / "served"
   _copy_checkpoint(checkpoints[0], root / "good")
   _copy_checkpoint(checkpoints[0], root / "bad")
   _rewrite_tensors(str(root / "bad"), lambda t: t.pop("classifier.dense.bias"))
-  class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-      pass
-
-  handler = functools.partial(Quiet, directory=str(root))
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  base = f"http://127.0.0.1:{server.server_address[1]}"
-  try:
+  with serve_directory(root) as (base, _):
+    base = base.rstrip("/")
     bundle = _bundle(f"{base}/good", Common(cache_dir=str(tmp_path / "cache")))
     assets = bundle.resolve_assets(local_runner=False)
     asset = assets["checkpoint"]
@@ -598,9 +588,6 @@ def test_remote_checkpoint_folder_is_copied_validated_and_cached(checkpoints, tm
     with pytest.raises(CheckpointError, match="(?s)invalid and was not cached.*1 missing"):
       _bundle(f"{base}/bad", Common(cache_dir=str(tmp_path / "cache"))).resolve_assets(
           local_runner=False)
-  finally:
-    server.shutdown()
-    server.server_close()
   # Cached: resolves again with the server gone.
   again = _bundle(f"{base}/good", Common(cache_dir=str(tmp_path / "cache")))
   assert again.resolve_assets(local_runner=False)["checkpoint"].local_path == asset.local_path

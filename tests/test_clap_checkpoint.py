@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 
+from cloud_emulators import serve_directory
 from audiobeam.bundle import Common
 from audiobeam.errors import AssetError
 from clap_fixtures import checkpoint_dir, unfused_checkpoint  # noqa: F401 (fixture)
@@ -178,24 +179,10 @@ def test_resolve_assets_hashes_the_files_it_reads(unfused_checkpoint, tmp_path):
 
 def test_remote_folder_is_copied_into_the_cache_and_validated(unfused_checkpoint, tmp_path):
   # A real HTTP server on localhost serves the folder; the copy lands in the cache.
-  import functools
-  import http.server
-  import threading
-
-  handler = functools.partial(http.server.SimpleHTTPRequestHandler,
-                              directory=os.path.dirname(unfused_checkpoint))
-  handler.log_message = lambda *a, **k: None
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  try:
-    uri = f"http://127.0.0.1:{server.server_port}/{os.path.basename(unfused_checkpoint)}"
+  with serve_directory(os.path.dirname(unfused_checkpoint)) as (base, _):
+    uri = base + os.path.basename(unfused_checkpoint)
     local = loading.localize_checkpoint(uri, str(tmp_path / "cache"))
     assert local.startswith(str(tmp_path / "cache"))
     assert loading.checkpoint_sha256(local) == loading.checkpoint_sha256(unfused_checkpoint)
-    missing = f"http://127.0.0.1:{server.server_port}/absent"
     with pytest.raises(AssetError, match="hf download"):
-      loading.localize_checkpoint(missing, str(tmp_path / "cache"))
-  finally:
-    server.shutdown()
-    server.server_close()
+      loading.localize_checkpoint(base + "absent", str(tmp_path / "cache"))

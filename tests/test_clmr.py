@@ -28,6 +28,7 @@ import pytest
 import soundfile as sf
 
 import audio_fixtures as fx
+from cloud_emulators import serve_directory
 from audiobeam.audio import open_audio, to_mono
 from audiobeam.bundle import Common, FrontEnd, ModelBundle
 from audiobeam.errors import AssetError, CheckpointError, ConfigError, TooShortError
@@ -438,10 +439,7 @@ def test_towhee_style_chain_matches_ours(checkpoints):
 def test_remote_checkpoint_is_copied_validated_and_cached(checkpoints, raw_state, tmp_path):
   """A checkpoint at a URI (loopback HTTP here; gs:// and s3:// go through Beam's
   FileSystems the same way) is validated before it is cached; a bad one is not cached."""
-  import functools
-  import http.server
   import shutil
-  import threading
 
   import torch
 
@@ -451,24 +449,14 @@ def test_remote_checkpoint_is_copied_validated_and_cached(checkpoints, raw_state
   bad = collections.OrderedDict(raw_state)
   del bad["encoder.sequential.4.0.bias"]
   torch.save(bad, root / "bad.pt")
-  class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-      pass
-
-  handler = functools.partial(Quiet, directory=str(root))
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  base = f"http://127.0.0.1:{server.server_address[1]}"
   cache = Common(cache_dir=str(tmp_path / "cache"))
-  try:
+  with serve_directory(root) as (base, _):
+    base = base.rstrip("/")
     asset = _bundle(f"{base}/good.ckpt", cache).resolve_assets(local_runner=False)["checkpoint"]
     assert asset.worker_uri == f"{base}/good.ckpt"
     assert asset.local_path.startswith(str(tmp_path / "cache"))
     assert asset.sha256 == hashlib.sha256(open(checkpoints[1], "rb").read()).hexdigest()
     with pytest.raises(CheckpointError, match="(?s)invalid and was not cached.*sequential.4.0.bias"):
       _bundle(f"{base}/bad.pt", cache).resolve_assets(local_runner=False)
-  finally:
-    server.shutdown()
-    server.server_close()
   again = _bundle(f"{base}/good.ckpt", cache).resolve_assets(local_runner=False)["checkpoint"]
   assert again.local_path == asset.local_path

@@ -7,23 +7,19 @@ ephemeral 127.0.0.1 port; the no-network case points at a closed loopback port.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import http.server
 import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from cloud_emulators import closed_port_url, serve_directory
 from audiobeam.audio import open_audio, to_mono
 from audiobeam.bundle import Common, FrontEnd
 from audiobeam.errors import AssetError, CheckpointError, ConfigError
@@ -44,37 +40,6 @@ def _bundle(weights=None, class_map=None, **common) -> YAMNetBundle:
 def _sha256(path) -> str:
   with open(path, "rb") as f:
     return hashlib.sha256(f.read()).hexdigest()
-
-
-@contextlib.contextmanager
-def _serve(directory):
-  """Yields (base_url, request_log) of a loopback HTTP server over ``directory``."""
-  log: list[str] = []
-
-  class Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (stdlib name)
-      log.append(self.path)
-      super().do_GET()
-
-    def log_message(self, *args):
-      pass
-
-  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                           functools.partial(Handler, directory=str(directory)))
-  thread = threading.Thread(target=server.serve_forever, daemon=True)
-  thread.start()
-  try:
-    yield f"http://127.0.0.1:{server.server_address[1]}/", log
-  finally:
-    server.shutdown()
-    server.server_close()
-
-
-def _closed_port_url() -> str:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-  return f"http://127.0.0.1:{port}/yamnet/"
 
 
 # --- identity and options ----------------------------------------------------------------
@@ -143,7 +108,7 @@ def test_mirror_download_is_validated_and_cached(tmp_path, monkeypatch, yamnet_a
   for path in yamnet_assets:
     os.link(path, served / os.path.basename(path))
   cache_dir = tmp_path / "cache"
-  with _serve(served) as (base_url, log):
+  with serve_directory(served) as (base_url, log):
     monkeypatch.setenv(yb.BASE_URL_ENV, base_url)
     bundle = _bundle(cache_dir=str(cache_dir))
     resolved = bundle.resolve_assets(local_runner=False)
@@ -164,7 +129,7 @@ def test_official_files_cache_under_yamnet(tmp_path, monkeypatch, yamnet_assets)
   for path in yamnet_assets:
     os.link(path, served / os.path.basename(path))
   monkeypatch.delenv(yb.BASE_URL_ENV, raising=False)
-  with _serve(served) as (base_url, _):
+  with serve_directory(served) as (base_url, _):
     monkeypatch.setattr(yb, "OFFICIAL_WEIGHTS_URL", base_url + "yamnet.h5")
     monkeypatch.setattr(yb, "OFFICIAL_CLASS_MAP_URL", base_url + "yamnet_class_map.csv")
     resolved = _bundle(cache_dir=str(tmp_path / "cache")).resolve_assets(local_runner=True)
@@ -178,7 +143,7 @@ def test_invalid_download_is_not_cached(tmp_path, monkeypatch, yamnet_assets):
   served.mkdir()
   (served / "yamnet.h5").write_bytes(b"<html>not found</html>")
   shutil.copy(yamnet_assets.class_map, served)
-  with _serve(served) as (base_url, _):
+  with serve_directory(served) as (base_url, _):
     monkeypatch.setenv(yb.BASE_URL_ENV, base_url)
     with pytest.raises(CheckpointError, match="is invalid and was not cached"):
       _bundle(cache_dir=str(tmp_path / "cache")).resolve_assets(local_runner=True)
@@ -187,7 +152,7 @@ def test_invalid_download_is_not_cached(tmp_path, monkeypatch, yamnet_assets):
 
 
 def test_unreachable_assets_say_how_to_pass_them(tmp_path, monkeypatch):
-  monkeypatch.setenv(yb.BASE_URL_ENV, _closed_port_url())
+  monkeypatch.setenv(yb.BASE_URL_ENV, closed_port_url("yamnet/"))
   with pytest.raises(AssetError) as error:
     _bundle(cache_dir=str(tmp_path / "cache")).resolve_assets(local_runner=True)
   message = str(error.value)

@@ -55,7 +55,10 @@ from pathlib import Path
 
 import numpy as np
 
+from audiobeam.assets import sha256_of_files
+from bench.__main__ import _cpu_model
 from bench.corpus import CorpusSpec, build_corpus, default_cache_dir
+from bench.parity import RAW_TOLERANCE, UINT8_MIN_IDENTICAL  # the numerical contract (DESIGN.md)
 
 __all__ = [
     "CORPORA",
@@ -77,8 +80,6 @@ CORPORA = {
     "tiny": CorpusSpec(long_files=1, long_minutes=0.1, clips=2, clip_seconds=2.0, seed=11),
 }
 WEIGHTS_SEED = 0
-RAW_TOLERANCE = 1e-4          # The numerical contract (DESIGN.md), raw float32.
-UINT8_MIN_IDENTICAL = 0.999
 SHORT_CLIPS = "pad"           # Every example gives at least one patch (one is 0.5 s).
 _BLAS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _NUMPY_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -117,14 +118,6 @@ def variables_sha256(variables: dict[str, np.ndarray]) -> str:
     value = np.ascontiguousarray(value, dtype="<f4")
     digest.update(f"{name}:{list(value.shape)}:".encode())
     digest.update(value.tobytes())
-  return digest.hexdigest()
-
-
-def _file_sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      digest.update(chunk)
   return digest.hexdigest()
 
 
@@ -207,16 +200,6 @@ def _have_module(name: str) -> bool:
 
 def _log(msg: str) -> None:
   print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def _cpu_model() -> str:
-  try:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
 
 
 def _example_paths() -> list[str]:
@@ -428,7 +411,8 @@ def run_check(args, report: dict) -> list[str]:
 
   from vggish.postprocess import PCAParams
   from vggish.testing import scale_fc2
-  from vggish.torch_model import VGGishTorchModel, set_torch_tf32, torch_tf32_state
+  from audiobeam.devices import set_torch_tf32, torch_tf32_state
+  from vggish.torch_model import VGGishTorchModel
 
   failures: list[str] = []
   timings = report["timings"]
@@ -470,7 +454,7 @@ def run_check(args, report: dict) -> list[str]:
     corpus = build_corpus(spec, args.cache_dir, log=_log, map_fn=pool.map)
     corpus_paths = [f.path for f in corpus.files]
     expected_sha = json.loads(str(ref[f"corpus_sha256/{args.corpus}"]))
-    corpus_sha = {os.path.basename(p): _file_sha256(p) for p in corpus_paths}
+    corpus_sha = {os.path.basename(p): sha256_of_files([p]) for p in corpus_paths}
     report["corpus"] = {"name": args.corpus, "description": corpus.describe(),
                         "files": len(corpus_paths), "audio_seconds": corpus.total_seconds,
                         "sha256_ok": corpus_sha == expected_sha}
@@ -658,7 +642,7 @@ def write_reference(args) -> int:
     corpus = build_corpus(spec, args.cache_dir, log=_log)
     groups[f"corpus/{name}"] = [f.path for f in corpus.files]
     arrays[f"corpus_sha256/{name}"] = np.array(json.dumps(
-        {os.path.basename(f.path): _file_sha256(f.path) for f in corpus.files}, sort_keys=True))
+        {os.path.basename(f.path): sha256_of_files([f.path]) for f in corpus.files}, sort_keys=True))
   for group, paths in groups.items():
     for path in paths:
       _, patches, _, _ = front_end(path)

@@ -96,9 +96,8 @@ class Embedder:
     from audiobeam.stream import Feed, StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
 
     bundle = self.bundle
-    frontend = bundle.frontend()
-    feeds = {bundle.name: Feed(bundle.sample_rate_hz, bundle.resampler, frontend,
-                               bundle.resample_length_rule)}
+    feed = Feed.for_bundle(bundle)
+    feeds = {bundle.name: feed}
     result = StreamResult()
     inputs: list[np.ndarray] = []
     with open_audio(source) as stream:
@@ -106,9 +105,7 @@ class Embedder:
         inputs.extend(block.inputs)
     if bundle.name in result.errors:
       raise result.errors[bundle.name]
-    frame_columns = self._postprocessor.frame_columns(self._call(inputs))
-    clip_columns = dict(self._postprocessor.clip_columns(frame_columns, bundle.common))
-    frame_index = np.arange(len(inputs))
-    start, end = bundle.frame_times(frame_index, result.duration_seconds)
-    return FileEmbedding(frame_columns, clip_columns, np.asarray(start, np.float64),
-                         np.asarray(end, np.float64), result.duration_seconds, frontend.padded)
+    frame_columns, clip_columns, start, end = bundle.file_rows(
+        self._postprocessor, self._call(inputs), len(inputs), result.duration_seconds)
+    return FileEmbedding(frame_columns, clip_columns, start, end, result.duration_seconds,
+                         feed.frontend.padded)

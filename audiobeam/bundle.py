@@ -302,6 +302,19 @@ class ModelBundle(abc.ABC):
   def load_postprocessor(self, local_assets: Mapping[str, str]) -> Postprocessor:
     """Loads what postprocessing needs, once per worker."""
 
+  def file_rows(self, postprocessor: Postprocessor, outputs: Mapping[str, np.ndarray],
+                num_frames: int, duration_seconds: float) -> tuple[dict, dict, np.ndarray,
+                                                                   np.ndarray]:
+    """One file's model outputs (``{output: [num_frames, ...]}``, in frame order) -> its
+    rows as the pipeline writes them: (frame columns, clip columns, start_seconds,
+    end_seconds float64 [num_frames]). The clip columns may hold ``pooling`` and
+    ``normalize`` (see ``Postprocessor.clip_columns``)."""
+    frame_columns = postprocessor.frame_columns(outputs)
+    clip_columns = dict(postprocessor.clip_columns(frame_columns, self.common))
+    start, end = self.frame_times(np.arange(num_frames, dtype=np.int32), duration_seconds)
+    return (frame_columns, clip_columns, np.asarray(start, dtype=np.float64),
+            np.asarray(end, dtype=np.float64))
+
   # --- outputs -------------------------------------------------------------------------------
 
   @abc.abstractmethod

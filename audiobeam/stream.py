@@ -23,7 +23,7 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from audiobeam.audio import AudioStream, block_frames_for, to_mono
-from audiobeam.bundle import FrontEnd, InputBlock
+from audiobeam.bundle import FrontEnd, InputBlock, ModelBundle
 from audiobeam.errors import AudioContentError, InputError
 from audiobeam.resample import StreamingResampler
 
@@ -41,6 +41,12 @@ class Feed:
   resampler: str
   frontend: FrontEnd
   length_rule: str = "resampy"
+
+  @classmethod
+  def for_bundle(cls, bundle: ModelBundle) -> "Feed":
+    """The feed of ``bundle``: its rate, resampler, length rule and a fresh front end."""
+    return cls(bundle.sample_rate_hz, bundle.resampler, bundle.frontend(),
+               bundle.resample_length_rule)
 
   @property
   def key(self) -> tuple[int, str, str]:

@@ -64,12 +64,6 @@ def failure_from_exception(file: AudioFile, stage: str, error: BaseException,
   return InputFailure(file=file, stage=stage, error_type=error_type, message=message, model=model)
 
 
-def _feed(bundle: ModelBundle):
-  from audiobeam.stream import Feed  # pylint: disable=import-outside-toplevel
-  return Feed(bundle.sample_rate_hz, bundle.resampler, bundle.frontend(),
-              bundle.resample_length_rule)
-
-
 def _stage_of(error: BaseException) -> str:
   return "frontend" if isinstance(error, TooShortError) else "decode"
 
@@ -86,7 +80,7 @@ class _ExtractInputsFn(beam.DoFn):
   def process(self, file: AudioFile):
     from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
     from audiobeam.inputs import open_input  # pylint: disable=import-outside-toplevel
-    from audiobeam.stream import StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
+    from audiobeam.stream import Feed, StreamResult, stream_inputs  # pylint: disable=import-outside-toplevel
 
     uri = file.uri
     wanted = [n for n in self._bundles if file.models is None or n in file.models]
@@ -97,7 +91,7 @@ class _ExtractInputsFn(beam.DoFn):
       with open_input(uri) as raw_file:  # regular files only; bounded waits on storage
         with open_audio(raw_file) as audio_stream:
           info = audio_stream.info
-          feeds = {name: _feed(self._bundles[name]) for name in wanted}
+          feeds = {name: Feed.for_bundle(self._bundles[name]) for name in wanted}
           result = StreamResult()
           for name, block in stream_inputs(audio_stream, feeds, result):
             tag = inputs_tag(name)

@@ -90,15 +90,12 @@ class _PostprocessFn(beam.DoFn):
           "distinct frames; this is a bug: please report it with this row", model))
     ordered = [by_index[i] for i in range(info.num_frames)]
     outputs = {name: np.stack([o[name] for o in ordered]) for name in ordered[0]}
-    frame_columns = self._postprocessor.frame_columns(outputs)
+    frame_columns, clip_columns, start_seconds, end_seconds = self._bundle.file_rows(
+        self._postprocessor, outputs, info.num_frames, info.duration_seconds)
     common = self._bundle.common
-    clip_columns = dict(self._postprocessor.clip_columns(frame_columns, common))
-    frame_index = np.arange(info.num_frames, dtype=np.int32)
-    start_seconds, end_seconds = self._bundle.frame_times(frame_index, info.duration_seconds)
     return EmbeddedClip(
-        info=info, frame_index=frame_index,
-        start_seconds=np.asarray(start_seconds, dtype=np.float64),
-        end_seconds=np.asarray(end_seconds, dtype=np.float64),
+        info=info, frame_index=np.arange(info.num_frames, dtype=np.int32),
+        start_seconds=start_seconds, end_seconds=end_seconds,
         frame_columns=frame_columns, clip_columns=clip_columns,
         pooling=clip_columns.pop("pooling", common.pooling),
         normalize=clip_columns.pop("normalize", common.normalize))

@@ -291,6 +291,10 @@ class Output:
   committed: dict[str, frozenset[str]]
   files: tuple[tuple[str, int], ...]
   legacy_dirs: frozenset[str] = frozenset()
+  footer_provenance: dict[str, dict] = dataclasses.field(default_factory=dict, compare=False,
+                                                         repr=False)
+  """Provenance already read from part footers, by part path (a committed part never
+  changes): a command that asks ``provenances`` twice reads each footer once."""
 
   def model_prefix(self, directory: str, model: str) -> str:
     """Where ``model``'s tables live in ``directory``, relative to it: ``"<model>/"``, or
@@ -574,10 +578,13 @@ def read_provenance(path: str) -> dict | None:
 def provenances(path: str | Output, model: str | None, kind: str = "clips") -> dict[str, dict]:
   """``{run_id: provenance}`` of the committed parts of ``<model>/<kind>`` (one footer read
   per run); a part without provenance maps to ``{}``."""
+  read = path.footer_provenance if isinstance(path, Output) else {}
   out: dict[str, dict] = {}
   for part in part_files(path, model, kind):
     if part.run_id not in out:
-      out[part.run_id] = read_provenance(part.path) or {}
+      if part.path not in read:
+        read[part.path] = read_provenance(part.path) or {}
+      out[part.run_id] = read[part.path]
   return out
 
 

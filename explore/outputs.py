@@ -206,6 +206,11 @@ def read_run_json(output: str) -> dict:
             if leftovers else " Pass the --output of a finished `python -m pipelines.embed` run.")
     raise ConfigError(f"expected an audiobeam output with {RUN_JSON} in {output!r}, found no "
                       f"{RUN_JSON}.{hint}")
+  return _parse_run_json(path)
+
+
+def _parse_run_json(path: str) -> dict:
+  """The record in the ``run.json`` at ``path`` (known to exist); ConfigError when invalid."""
   try:
     with open_binary(path) as f:
       record = json.loads(f.read().decode("utf-8"))
@@ -334,7 +339,7 @@ def open_output(path: str | Output) -> Output:
   records, committed = {}, {}
   for directory in dirs:
     full = join(path, directory) if directory else path
-    records[directory] = read_run_json(full)
+    records[directory] = _parse_run_json(join(full, RUN_JSON))  # the listing holds it
     prefix = f"{directory}/" if directory else ""
     manifests = [rel.rsplit("/", 1)[-1] for rel in names
                  if rel.startswith(prefix) and _glob_match(rel[len(prefix):], f"{MANIFEST_DIR}/*")]

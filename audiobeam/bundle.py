@@ -59,6 +59,7 @@ __all__ = [
     "NORMALIZATIONS",
     "SHORT_CLIP_POLICIES",
     "check_choice",
+    "window_times",
 ]
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -68,6 +69,15 @@ models (CLAP, AST, CLMR) ignore it."""
 POOLINGS = ("mean", "max")
 NORMALIZATIONS = ("none", "l2")
 SHORT_CLIP_POLICIES = ("reference", "pad")
+
+
+def window_times(frame_index: np.ndarray, hop_samples: int, sample_rate_hz: int,
+                 span_seconds: float, duration_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+  """Start and end seconds (float64) of windows ``hop_samples`` apart, each
+  ``span_seconds`` long and cut at the end of the file (a padded window ends there)."""
+  start = np.asarray(frame_index, dtype=np.int64) * hop_samples / sample_rate_hz
+  end = np.maximum(np.minimum(start + span_seconds, duration_seconds), start)
+  return start.astype(np.float64), end.astype(np.float64)
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> Any:

@@ -32,7 +32,7 @@ import numpy as np
 
 from audiobeam import assets as asset_lib
 from audiobeam.bundle import (Asset, Common, FrontEnd, ModelBundle, Option, Postprocessor,
-                              check_choice, pool_embedding)
+                              check_choice, pool_embedding, window_times)
 from audiobeam.errors import AssetError, ConfigError
 from models.ast.checkpoint import (CHECKPOINT_FILES, HOW_TO_FIX, ASTLayout,
                                    validate_checkpoint_dir)
@@ -173,10 +173,8 @@ class ASTBundle(ModelBundle):
   def frame_times(self, frame_index: np.ndarray, duration_seconds: float
                   ) -> tuple[np.ndarray, np.ndarray]:
     params = self._params or ASTParams(hop_seconds=self.hop_seconds)
-    index = np.asarray(frame_index, dtype=np.int64)
-    start = index * params.hop_samples / params.sample_rate_hz
-    end = np.maximum(np.minimum(start + params.window_span_seconds, duration_seconds), start)
-    return start.astype(np.float64), end.astype(np.float64)
+    return window_times(frame_index, params.hop_samples, params.sample_rate_hz,
+                        params.window_span_seconds, duration_seconds)
 
   # --- worker: model and postprocessing ---------------------------------------------
   def load_model(self, local_assets: Mapping[str, str], device: str

@@ -28,7 +28,7 @@ import numpy as np
 
 from audiobeam import assets as asset_lib
 from audiobeam.bundle import (Asset, Common, FrontEnd, ModelBundle, Option, Postprocessor,
-                              pool_embedding)
+                              pool_embedding, window_times)
 from audiobeam.errors import AssetError
 from models.clmr.checkpoint import HOW_TO_FIX, validate_checkpoint
 from models.clmr.frontend import CLMRFrontEnd
@@ -106,10 +106,8 @@ class CLMRBundle(ModelBundle):
 
   def frame_times(self, frame_index: np.ndarray, duration_seconds: float
                   ) -> tuple[np.ndarray, np.ndarray]:
-    index = np.asarray(frame_index, dtype=np.int64)
-    start = index * self.params.hop / self.params.sample_rate_hz
-    end = np.maximum(np.minimum(start + self.params.window_seconds, duration_seconds), start)
-    return start.astype(np.float64), end.astype(np.float64)
+    return window_times(frame_index, self.params.hop, self.params.sample_rate_hz,
+                        self.params.window_seconds, duration_seconds)
 
   # --- worker: model and postprocessing ---------------------------------------------
   def load_model(self, local_assets: Mapping[str, str], device: str

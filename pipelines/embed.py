@@ -409,14 +409,15 @@ def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Mo
       kept.append((staged, rel))
       outputs.setdefault(folder, []).append(rel)
   matched = metrics.get("files_matched")
+  accounted_by_model = {}
   for name, counts in per_model.items():
     no_match = sum(counts["errors_by_type"].get(t, 0) for t in PATTERN_ERROR_TYPES)
     accounted = counts["files_embedded"] + counts["errors"] - no_match + counts[
         "files_skipped_existing"]
-    mismatches = [f"{k}: metrics {metrics[f'{name}_{k}']} != rows {counts[v]}"
-                  for k, v in (("files_embedded", "files_embedded"), ("errors", "errors"),
-                               ("frames", "frames"))
-                  if f"{name}_{k}" in metrics and metrics[f"{name}_{k}"] != counts[v]]
+    accounted_by_model[name] = accounted
+    mismatches = [f"{k}: metrics {metrics[f'{name}_{k}']} != rows {counts[k]}"
+                  for k in ("files_embedded", "errors", "frames")
+                  if f"{name}_{k}" in metrics and metrics[f"{name}_{k}"] != counts[k]]
     if matched is not None and matched != accounted:
       mismatches.append(f"files_matched {matched} != clips {counts['files_embedded']} + errors "
                         f"{counts['errors'] - no_match} (without pattern rows) + skipped "
@@ -425,9 +426,7 @@ def _read_back(ledger: lifecycle.OutputLedger, run_id: str, models: Sequence[_Mo
       _LOGGER.error("audiobeam accounting mismatch for %s: %s", name, "; ".join(mismatches))
       counts["accounting_mismatches"] = mismatches
   counts = {"files_matched": matched if matched is not None else max(
-      (c["files_embedded"] + c["errors"] - sum(c["errors_by_type"].get(t, 0)
-                                                for t in PATTERN_ERROR_TYPES)
-       + c["files_skipped_existing"] for c in per_model.values()), default=0),
+      accounted_by_model.values(), default=0),
             "files_skipped_existing": metrics.get("files_skipped_existing", 0),
             "models": per_model}
   return _Written(kept, counts, outputs, outcomes, entries)

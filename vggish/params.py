@@ -10,17 +10,19 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from audiobeam.patches import PatchGeometry
+
 __all__ = ["Params", "DEFAULT_PARAMS"]
 
 _MAX_HOP_SECONDS = 86400.0  # a day between frames: anything longer is a typo
 
 
 @dataclasses.dataclass(frozen=True)
-class Params:
+class Params(PatchGeometry):
   """VGGish front-end, model and postprocessing constants.
 
-  Derived sizes (samples, frames, FFT length) are properties so they can never drift
-  from the values they are derived from.
+  Derived sizes (samples, frames, FFT length) are ``audiobeam.patches.PatchGeometry``'s
+  properties, so they can never drift from the values they are derived from.
   """
 
   # Audio.
@@ -61,59 +63,7 @@ class Params:
       raise ConfigError(
           f"quantize_min ({self.quantize_min}) must be below quantize_max ({self.quantize_max}).")
 
-  # --- derived values -------------------------------------------------------------
-  @property
-  def stft_window_samples(self) -> int:
-    """400 at 16 kHz."""
-    return int(round(self.sample_rate_hz * self.stft_window_seconds))
-
-  @property
-  def stft_hop_samples(self) -> int:
-    """160 at 16 kHz."""
-    return int(round(self.sample_rate_hz * self.stft_hop_seconds))
-
-  @property
-  def fft_length(self) -> int:
-    """Smallest power of two >= the window: 512."""
-    return 2 ** int(math.ceil(math.log2(self.stft_window_samples)))
-
-  @property
-  def num_spectrogram_bins(self) -> int:
-    """fft_length // 2 + 1 = 257."""
-    return self.fft_length // 2 + 1
-
-  @property
-  def stft_frame_rate_hz(self) -> float:
-    return 1.0 / self.stft_hop_seconds
-
-  @property
-  def patch_frames(self) -> int:
-    """STFT frames per patch: 96."""
-    return int(round(self.patch_window_seconds * self.stft_frame_rate_hz))
-
-  @property
-  def patch_hop_frames(self) -> int:
-    """STFT frames between patch starts: 96 by default."""
-    return int(round(self.patch_hop_seconds * self.stft_frame_rate_hz))
-
-  @property
-  def patch_bands(self) -> int:
-    return self.num_mel_bins
-
-  @property
-  def patch_hop_samples(self) -> int:
-    """Samples (16 kHz) between patch starts: 15360 by default."""
-    return self.patch_hop_frames * self.stft_hop_samples
-
-  @property
-  def patch_span_samples(self) -> int:
-    """Samples one patch covers: (96 - 1) * 160 + 400 = 15600 (0.975 s)."""
-    return (self.patch_frames - 1) * self.stft_hop_samples + self.stft_window_samples
-
-  @property
-  def patch_span_seconds(self) -> float:
-    """0.975 s by default."""
-    return self.patch_span_samples / self.sample_rate_hz
+  # Derived sizes: audiobeam.patches.PatchGeometry.
 
   def num_patches(self, num_samples: int) -> int:
     """Patches the reference front end yields for ``num_samples`` samples at 16 kHz.

@@ -16,17 +16,18 @@ gives ``N = 1 + k`` patches. The reference computes ``k`` in float32 and gets it
 from __future__ import annotations
 
 import dataclasses
-import math
+
+from audiobeam.patches import PatchGeometry
 
 __all__ = ["Params", "DEFAULT_PARAMS"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Params:
+class Params(PatchGeometry):
   """YAMNet front-end and network constants.
 
-  Derived sizes (samples, frames, FFT length) are properties so that they can never
-  drift from the values they are derived from.
+  Derived sizes (samples, frames, FFT length) are ``audiobeam.patches.PatchGeometry``'s
+  properties, so they can never drift from the values they are derived from.
   """
 
   # Audio.
@@ -74,56 +75,7 @@ class Params:
       raise ConfigError("only batchnorm_center=True, batchnorm_scale=False (the published "
                         "network: beta, no gamma) are implemented.")
 
-  # --- derived values -------------------------------------------------------------
-  @property
-  def stft_window_samples(self) -> int:
-    """400 at 16 kHz."""
-    return int(round(self.sample_rate_hz * self.stft_window_seconds))
-
-  @property
-  def stft_hop_samples(self) -> int:
-    """160 at 16 kHz."""
-    return int(round(self.sample_rate_hz * self.stft_hop_seconds))
-
-  @property
-  def fft_length(self) -> int:
-    """Smallest power of two >= the window: 512."""
-    return 2 ** int(math.ceil(math.log2(self.stft_window_samples)))
-
-  @property
-  def num_spectrogram_bins(self) -> int:
-    """fft_length // 2 + 1 = 257."""
-    return self.fft_length // 2 + 1
-
-  @property
-  def patch_frames(self) -> int:
-    """STFT frames per patch: 96."""
-    return int(round(self.patch_window_seconds / self.stft_hop_seconds))
-
-  @property
-  def patch_hop_frames(self) -> int:
-    """STFT frames between patch starts: 48."""
-    return int(round(self.patch_hop_seconds / self.stft_hop_seconds))
-
-  @property
-  def patch_bands(self) -> int:
-    """Mel bands per patch: 64."""
-    return self.num_mel_bins
-
-  @property
-  def patch_hop_samples(self) -> int:
-    """Samples (16 kHz) between patch starts: 7680 (0.48 s)."""
-    return self.patch_hop_frames * self.stft_hop_samples
-
-  @property
-  def patch_span_samples(self) -> int:
-    """Samples one patch covers: (96 - 1) * 160 + 400 = 15600 (0.975 s)."""
-    return (self.patch_frames - 1) * self.stft_hop_samples + self.stft_window_samples
-
-  @property
-  def patch_span_seconds(self) -> float:
-    """0.975 s."""
-    return self.patch_span_samples / self.sample_rate_hz
+  # Derived sizes: audiobeam.patches.PatchGeometry.
 
   def num_patches(self, num_samples: int) -> int:
     """Patches the reference gives for ``num_samples`` samples at 16 kHz (exact integers).

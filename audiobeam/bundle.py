@@ -49,6 +49,7 @@ __all__ = [
     "Asset",
     "InputBlock",
     "FrontEnd",
+    "HopBuffer",
     "Extra",
     "Postprocessor",
     "ModelBundle",
@@ -158,6 +159,33 @@ class InputBlock:
 
   start_index: int
   inputs: np.ndarray
+
+
+class HopBuffer:
+  """The part of a streamed signal that front ends still need, for frames cut every
+  ``hop`` samples: ``samples`` starts at the next frame's first sample. ``append`` adds
+  what arrives; ``consume(n)`` drops the first ``n`` samples once frames were cut from
+  them (when ``n`` passes the end, as with a hop longer than a frame, the next ``n - len``
+  samples to arrive are dropped too). Memory stays bounded by one frame plus one block."""
+
+  def __init__(self, dtype=np.float64):
+    self._dtype = dtype
+    self.samples = np.zeros(0, dtype=dtype)
+    self._skip = 0
+
+  def append(self, samples: np.ndarray) -> None:
+    if self._skip:
+      dropped = min(self._skip, samples.shape[0])
+      samples, self._skip = samples[dropped:], self._skip - dropped
+    if samples.shape[0]:
+      self.samples = np.concatenate([self.samples, samples]) if self.samples.size else samples
+
+  def consume(self, count: int) -> None:
+    if count >= self.samples.shape[0]:
+      self._skip = count - self.samples.shape[0]
+      self.samples = np.zeros(0, dtype=self._dtype)
+    else:
+      self.samples = self.samples[count:].copy()
 
 
 class FrontEnd(abc.ABC):

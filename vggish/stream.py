@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from audiobeam.audio import AudioStream, block_frames_for, check_sample_rate, to_mono
-from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock, check_choice
+from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, HopBuffer, InputBlock, check_choice
 from audiobeam.errors import AudioContentError, ConfigError, InputError, TooShortError
 from audiobeam.resample import DEFAULT_RESAMPLER, _check_method, resample
 from audiobeam.stream import Feed, StreamResult, stream_inputs
@@ -100,27 +100,21 @@ class VGGishFrontEnd(FrontEnd):
     self.num_samples = 0          # 16 kHz samples received
     self.num_patches = 0          # patches yielded
     self.padded = False
-    self._buffer = np.zeros(0, dtype=np.float64)   # starts at sample num_patches * hop
-    self._skip = 0                # samples still to drop (patch hop longer than a patch)
+    self._buffer = HopBuffer(np.float64)   # from sample num_patches * hop on
 
   def push(self, samples: np.ndarray) -> Iterator[PatchBlock]:
     samples = np.asarray(samples, dtype=np.float64)
     self.num_samples += samples.shape[0]
-    if self._skip:
-      dropped = min(self._skip, samples.shape[0])
-      samples, self._skip = samples[dropped:], self._skip - dropped
-    if samples.shape[0] == 0:
-      return
-    self._buffer = np.concatenate([self._buffer, samples]) if self._buffer.size else samples
+    self._buffer.append(samples)
     yield from self._drain()
 
   def _drain(self) -> Iterator[PatchBlock]:
     hop, span = self.params.patch_hop_samples, self.params.patch_span_samples
     while True:
-      count = min(self.params.num_patches(self._buffer.shape[0]), _PATCHES_PER_CALL)
+      count = min(self.params.num_patches(self._buffer.samples.shape[0]), _PATCHES_PER_CALL)
       if count == 0:
         return
-      signal = self._buffer[:(count - 1) * hop + span]                    # [n]
+      signal = self._buffer.samples[:(count - 1) * hop + span]            # [n]
       log_mel = features.log_mel_spectrogram(signal, self.params)          # [F, 64]
       patches = features.frame_patches(log_mel, self.params).astype(np.float32)  # [count, 96, 64]
       if not np.isfinite(patches).all():
@@ -130,12 +124,7 @@ class VGGishFrontEnd(FrontEnd):
             "[-1, 1]). Rescale the file.", error_type="non_finite_features")
       block = PatchBlock(self.num_patches, patches)
       self.num_patches += count
-      consumed = count * hop
-      if consumed >= self._buffer.shape[0]:
-        self._skip = consumed - self._buffer.shape[0]
-        self._buffer = np.zeros(0, dtype=np.float64)
-      else:
-        self._buffer = self._buffer[consumed:].copy()
+      self._buffer.consume(count * hop)
       yield block
 
   @property
@@ -153,8 +142,8 @@ class VGGishFrontEnd(FrontEnd):
           f"({self.params.patch_span_seconds} s = {span} samples), so the reference yields no "
           "embedding. Use short_clips='pad' (--short_clips pad) to zero-pad it to one patch.")
     padded = np.zeros(span, dtype=np.float64)
-    padded[:self._buffer.shape[0]] = self._buffer
-    self._buffer = padded
+    padded[:self._buffer.samples.shape[0]] = self._buffer.samples
+    self._buffer.samples = padded
     self.padded = True
     yield from self._drain()
 

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, InputBlock, check_choice
+from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, HopBuffer, InputBlock, check_choice
 from audiobeam.errors import AudioContentError, TooShortError
 from models.clmr.params import CLMRParams
 
@@ -71,8 +71,7 @@ class CLMRFrontEnd(FrontEnd):
     self.num_frames = 0            # windows yielded
     self.padded = False
     self.num_samples = 0           # samples received
-    self._buffer = np.zeros(0, dtype=np.float64)   # starts at sample num_frames * hop
-    self._skip = 0                 # samples to drop before the next window (hop > window)
+    self._buffer = HopBuffer(np.float64)   # from sample num_frames * hop on
     self._finished = False
 
   def push(self, samples: np.ndarray) -> Iterator[InputBlock]:
@@ -80,12 +79,7 @@ class CLMRFrontEnd(FrontEnd):
       raise RuntimeError("CLMRFrontEnd.push() called after finish().")
     samples = np.asarray(samples, dtype=np.float64).reshape(-1)
     self.num_samples += samples.shape[0]
-    if self._skip:
-      dropped = min(self._skip, samples.shape[0])
-      samples, self._skip = samples[dropped:], self._skip - dropped
-    if samples.shape[0]:
-      self._buffer = (np.concatenate([self._buffer, samples]) if self._buffer.size
-                      else samples.copy())
+    self._buffer.append(samples)
     yield from self._drain()
 
   def finish(self, duration_seconds: float) -> Iterator[InputBlock]:
@@ -97,25 +91,20 @@ class CLMRFrontEnd(FrontEnd):
       if self.short_clips == "reference":
         raise _too_short(self.num_samples, self.params)
       padded = np.zeros(self.params.window_samples, dtype=np.float64)
-      padded[:self._buffer.shape[0]] = self._buffer
-      self._buffer = padded
+      padded[:self._buffer.samples.shape[0]] = self._buffer.samples
+      self._buffer.samples = padded
       self.padded = True
       yield from self._drain()
 
   def _drain(self) -> Iterator[InputBlock]:
     p = self.params
     while True:
-      count = min(p.num_windows(self._buffer.shape[0]), _WINDOWS_PER_BLOCK)
+      count = min(p.num_windows(self._buffer.samples.shape[0]), _WINDOWS_PER_BLOCK)
       if count == 0:
         return
-      windows = np.stack([self._buffer[i * p.hop:i * p.hop + p.window_samples]
+      windows = np.stack([self._buffer.samples[i * p.hop:i * p.hop + p.window_samples]
                           for i in range(count)])
       block = InputBlock(self.num_frames, _as_inputs(windows))
       self.num_frames += count
-      consumed = count * p.hop
-      if consumed >= self._buffer.shape[0]:
-        self._skip = consumed - self._buffer.shape[0]
-        self._buffer = np.zeros(0, dtype=np.float64)
-      else:
-        self._buffer = self._buffer[consumed:].copy()
+      self._buffer.consume(count * p.hop)
       yield block

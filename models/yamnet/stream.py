@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from audiobeam.bundle import FrontEnd, InputBlock
+from audiobeam.bundle import FrontEnd, HopBuffer, InputBlock
 from audiobeam.errors import AudioContentError, InputError
 from models.yamnet import features
 from models.yamnet.params import DEFAULT_PARAMS, Params
@@ -53,14 +53,13 @@ class YAMNetFrontEnd(FrontEnd):
     self.num_samples = 0                         # samples pushed (16 kHz)
     self.num_frames = 0                          # patches yielded
     self.padded = False
-    self._buffer = np.zeros(0, np.float32)       # starts at sample num_frames * hop
-    self._skip = 0                               # samples to drop (only if hop > span)
+    self._buffer = HopBuffer(np.float32)         # from sample num_frames * hop on
     self._finished = False
 
   @property
   def buffered_samples(self) -> int:
     """Samples held for patches not yet complete (bounded: see the class docstring)."""
-    return int(self._buffer.shape[0])
+    return int(self._buffer.samples.shape[0])
 
   def push(self, samples: np.ndarray) -> Iterator[InputBlock]:
     if self._finished:
@@ -70,13 +69,8 @@ class YAMNetFrontEnd(FrontEnd):
       raise InputError(f"{self.name}: expected mono samples of shape [k], got {samples.shape}",
                        error_type="bad_audio")
     self.num_samples += samples.shape[0]
-    samples = samples.astype(np.float32)         # The reference's waveform is float32.
-    if self._skip:
-      dropped = min(self._skip, samples.shape[0])
-      samples, self._skip = samples[dropped:], self._skip - dropped
-    if samples.shape[0]:
-      self._buffer = np.concatenate([self._buffer, samples]) if self._buffer.size else samples
-      yield from self._drain()
+    self._buffer.append(samples.astype(np.float32))  # The reference's waveform is float32.
+    yield from self._drain()
 
   def finish(self, duration_seconds: float) -> Iterator[InputBlock]:
     del duration_seconds  # Every length gives patches: the reference pads.
@@ -88,17 +82,17 @@ class YAMNetFrontEnd(FrontEnd):
     if remaining > 0:
       needed = (remaining - 1) * params.patch_hop_samples + params.patch_span_samples
       tail = np.zeros(needed, np.float32)
-      tail[:self._buffer.shape[0]] = self._buffer
-      self._buffer = tail
+      tail[:self._buffer.samples.shape[0]] = self._buffer.samples
+      self._buffer.samples = tail
       yield from self._drain()
     self.padded = self.num_samples < params.patch_span_samples
-    self._buffer = np.zeros(0, np.float32)
+    self._buffer = HopBuffer(np.float32)
 
   def _drain(self) -> Iterator[InputBlock]:
     hop, span = self.params.patch_hop_samples, self.params.patch_span_samples
-    while self._buffer.shape[0] >= span:
-      count = min(1 + (self._buffer.shape[0] - span) // hop, self.patches_per_call)
-      signal = self._buffer[:(count - 1) * hop + span]                               # [n]
+    while self._buffer.samples.shape[0] >= span:
+      count = min(1 + (self._buffer.samples.shape[0] - span) // hop, self.patches_per_call)
+      signal = self._buffer.samples[:(count - 1) * hop + span]                       # [n]
       log_mel = features.log_mel_spectrogram(signal, self.params)                    # [F, 64]
       patches = np.array(features.frame_patches(log_mel, self.params))               # [count, 96, 64]
       if not np.isfinite(patches).all():
@@ -109,10 +103,5 @@ class YAMNetFrontEnd(FrontEnd):
             error_type="non_finite_features")
       block = InputBlock(self.num_frames, patches)
       self.num_frames += count
-      consumed = count * hop
-      if consumed >= self._buffer.shape[0]:
-        self._skip = consumed - self._buffer.shape[0]
-        self._buffer = np.zeros(0, np.float32)
-      else:
-        self._buffer = self._buffer[consumed:].copy()
+      self._buffer.consume(count * hop)
       yield block

@@ -46,6 +46,7 @@ __all__ = [
     "write_atomically",
     "read_sidecar",
     "localize",
+    "localize_validated",
     "localize_directory",
 ]
 
@@ -121,6 +122,20 @@ def write_atomically(path: str, write: Callable[[object], None], sync: bool = Tr
     if os.path.exists(tmp):
       os.unlink(tmp)
     raise
+
+
+def localize_validated(uri: str, cache_dir: str | None, *, validate: Callable[[str], None],
+                       **localize_options) -> tuple[str, str]:
+  """(local path, sha256) of a validated asset: ``localize`` it; a cached remote copy was
+  validated before it entered the cache and its sidecar holds its sha256; a local file is
+  validated here, then hashed. ``localize_options``: ``localize``'s keywords."""
+  path = localize(uri, cache_dir, validate=validate, **localize_options)
+  record = read_sidecar(path) if is_remote(os.fspath(uri)) else None
+  if record is not None:
+    return path, record["sha256"]
+  validate(path)
+  hash_files = localize_options.get("hash_files") or (lambda p: [p])
+  return path, sha256_of_files(hash_files(path))
 
 
 def read_sidecar(path: str) -> dict | None:

@@ -77,11 +77,10 @@ class CLMRBundle(ModelBundle):
       raise AssetError(f"--model clmr needs its weights and never substitutes others: pass "
                        f"--clmr_checkpoint PATH. {HOW_TO_FIX}")
     uri = os.fspath(uri)
-    local = asset_lib.localize(uri, self.common.cache_dir, what="CLMR checkpoint",
-                               validate=validate_checkpoint, how_to_fix=HOW_TO_FIX)
-    if not asset_lib.is_remote(uri):
-      validate_checkpoint(local)
-    sha256 = asset_lib.sha256_of_files([local])
+    local, sha256 = asset_lib.localize_validated(uri, self.common.cache_dir,
+                                                 what="CLMR checkpoint",
+                                                 validate=validate_checkpoint,
+                                                 how_to_fix=HOW_TO_FIX)
     return {"checkpoint": Asset(name="checkpoint", uri=uri, local_path=local,
                                 worker_uri=local if local_runner else uri, sha256=sha256)}
 

@@ -154,16 +154,10 @@ class YAMNetBundle(ModelBundle):
   def _resolve(self, name: str, given, default_uri: str, official_uri: str, what: str,
                validate: Callable[[str], None], local_runner: bool) -> Asset:
     uri = os.fspath(given) if given else default_uri
-    path = cache.localize(
+    path, sha256 = cache.localize_validated(
         uri, self.common.cache_dir, what=what, validate=validate,
         official_subdir=CACHE_SUBDIR if uri == official_uri else None,
         how_to_fix=_how_to_pass())
-    record = cache.read_sidecar(path) if cache.is_remote(uri) else None
-    if record is not None:
-      sha256 = record["sha256"]          # Validated before it was renamed into the cache.
-    else:
-      validate(path)
-      sha256 = cache.sha256_of_files([path])
     return Asset(name=name, uri=uri, local_path=path,
                  worker_uri=path if local_runner else uri, sha256=sha256)
 

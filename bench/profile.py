@@ -304,18 +304,15 @@ def profile_stages(paths: list[str], checkpoint_path: str, pca_params_path: str,
   pca = PCAParams.load(pca_params_path, params)
   model(np.zeros((batch_size, params.patch_frames, params.patch_bands), np.float32))  # trace
   setup_seconds = time.perf_counter() - t0
-  stage = dict.fromkeys(STAGES, 0.0)
-  stage_cpu = dict.fromkeys(STAGES, 0.0)
+  clock = _Clock(STAGES)
+  stage, stage_cpu = clock.wall, clock.cpu
   audio_seconds = 0.0
   pending: list[np.ndarray] = []
   calls = full_calls = patches = 0
 
   def timed(name, fn, *args):
-    w, c = time.perf_counter(), time.process_time()
-    out = fn(*args)
-    stage[name] += time.perf_counter() - w
-    stage_cpu[name] += time.process_time() - c
-    return out
+    with clock.time(name):
+      return fn(*args)
 
   def run_model(block: np.ndarray) -> None:
     nonlocal calls, full_calls, patches

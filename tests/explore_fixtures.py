@@ -11,7 +11,7 @@ WAVs in ``corpus/tones/`` and ``corpus/noise/`` (so that ``--color_by folder`` s
 something), a corrupt file at the top and an ``--input`` pattern that matches nothing (an
 ``errors/`` row per model each: ``unsupported_format``, ``no_match``). The weights are
 the deterministic TEST weights each model's own tool writes (``model_weights`` of
-``tests/test_multimodel.py``): the vectors mean nothing, but every file, column,
+``tests/conftest.py``): the vectors mean nothing, but every file, column,
 provenance record and ledger entry is what the pipeline writes.
 
 ``appended_output``: a copy of that output plus a second real run (``--model vggish
@@ -91,7 +91,7 @@ def _flags(weights: dict, models) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def real_output(model_weights, tmp_path_factory) -> RealOutput:  # noqa: F811
+def real_output(model_weights, tmp_path_factory) -> RealOutput:
   from pipelines import embed
 
   root = tmp_path_factory.mktemp("explore_real")

@@ -126,9 +126,13 @@ def _instrumented(clock: _Clock):
 
 
 def profile_streamed(path: str, params=None, resampler: str = "kaiser_best",
-                     block_seconds: float = 60.0, instrument: bool = True) -> dict:
-  """One file through ``iter_patches``: seconds per streamed stage (see the docstring)."""
+                     block_seconds: float | None = None, instrument: bool = True) -> dict:
+  """One file through ``iter_patches``: seconds per streamed stage (see the docstring).
+
+  ``block_seconds``: decoded block length; default the pipeline's
+  (``audiobeam.stream.BLOCK_SECONDS``)."""
   from audiobeam.audio import open_audio
+  from audiobeam.stream import BLOCK_SECONDS
   from vggish.params import DEFAULT_PARAMS
   from vggish.stream import iter_patches
 
@@ -142,7 +146,8 @@ def profile_streamed(path: str, params=None, resampler: str = "kaiser_best",
     if instrument:
       blocks = stream.blocks
       stream.blocks = lambda *a, **k: _timed_generator(clock, "decode", blocks(*a, **k))
-    patch_stream = iter_patches(stream, params, resampler, block_seconds=block_seconds)
+    patch_stream = iter_patches(stream, params, resampler,
+                                block_seconds=block_seconds or BLOCK_SECONDS)
     for block in patch_stream:
       patches += block.patches.shape[0]
     audio_seconds = patch_stream.stats.duration_seconds

@@ -286,7 +286,7 @@ def test_decoding_and_mixing_256_channels_stays_within_a_fixed_memory_bound(tmp_
       total = 0.0
       n = 0
       with audio.open_audio({str(path)!r}) as stream:
-        # What the pipeline asks for today: 60 s blocks (vggish.stream's block_seconds).
+        # 60 s blocks asked for (more than the pipeline's 4 s): the byte budget caps them.
         for block in stream.blocks(60 * stream.info.sample_rate_hz):
           mono = audio.to_mono(block)
           total += float(mono.sum())

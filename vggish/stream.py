@@ -31,7 +31,7 @@ from audiobeam.audio import AudioStream, block_frames_for, check_sample_rate, to
 from audiobeam.bundle import SHORT_CLIP_POLICIES, FrontEnd, HopBuffer, InputBlock, check_choice
 from audiobeam.errors import AudioContentError, ConfigError, InputError, TooShortError
 from audiobeam.resample import DEFAULT_RESAMPLER, _check_method, resample
-from audiobeam.stream import Feed, StreamResult, stream_inputs
+from audiobeam.stream import BLOCK_SECONDS, Feed, StreamResult, stream_inputs
 from vggish import features
 from vggish.params import Params
 
@@ -192,7 +192,8 @@ class PatchStream:
 
 
 def iter_patches(stream: AudioStream, params: Params, resampler: str = DEFAULT_RESAMPLER,
-                 short_clips: str = "reference", block_seconds: float = 60.0) -> PatchStream:
+                 short_clips: str = "reference",
+                 block_seconds: float = BLOCK_SECONDS) -> PatchStream:
   """Stream the patches of an opened file (``audiobeam.audio.open_audio``), in order.
 
   Yields ``PatchBlock(start_index, patches float32 [k, 96, 64])``; the concatenation equals

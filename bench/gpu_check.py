@@ -134,11 +134,14 @@ def front_end(path: str) -> tuple[str, np.ndarray, float, float]:
   """One file through the library's streamed front end (what the pipeline runs).
 
   Returns (path, patches float32 [N, 96, 64], audio seconds, CPU seconds of this process).
+  Sets the process's allocator as the pipeline's workers do (once per process).
   """
+  from audiobeam.allocator import reuse_freed_memory
   from audiobeam.audio import open_audio
   from vggish.params import DEFAULT_PARAMS
   from vggish.stream import iter_patches
 
+  reuse_freed_memory()
   cpu0 = time.process_time()
   with open_audio(path) as stream:
     patches = iter_patches(stream, DEFAULT_PARAMS, "kaiser_best", short_clips=SHORT_CLIPS)

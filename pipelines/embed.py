@@ -197,7 +197,8 @@ def build_pipeline(pipeline: beam.Pipeline, config: EmbedConfig, models: Sequenc
       inputs = inputs | f"TestOnlyInjectInferenceFaults[{name}]" >> beam.Map(
           poison_input_for_test, fault_uris)
     handler = BundleModelHandler(model.bundle, model.assets,
-                                 batch_size=config.batch_size_of(model.bundle))
+                                 batch_size=config.batch_size_of(model.bundle),
+                                 model_copies=config.model_copies)
     frames = inputs | f"EmbedWith[{name}]" >> EmbedWithModel(handler)
     clips, clip_failures = (outcomes, frames) | f"PostprocessAndPool[{name}]" >> PostprocessAndPool(
         model.bundle, model.assets)

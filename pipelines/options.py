@@ -54,6 +54,8 @@ OUTPUT_MODES = ("replace", "append")
 MAX_BATCH_SIZE = 4096
 """Model inputs per call at most: 4096 VGGish patches are 96 MB of inputs and ~1.5 GB of
 activations; beyond that a batch only costs memory."""
+MAX_MODEL_COPIES = 64
+"""Upper bound of --model_copies (copies of each model on one machine)."""
 DEFAULT_RUNNER = "FnApiRunner"
 """Beam's local engine, chosen by name: ``DirectRunner`` in Beam 2.77 first tries to
 download the Prism runner binary from GitHub; ``FnApiRunner`` never reaches the network
@@ -87,6 +89,10 @@ SHARED_OPTIONS: tuple[Option, ...] = (
            "model, or per model as 'vggish=512,clap=16' (a YAML mapping in a config); default: "
            "each model's own (vggish 64, yamnet 64, clap 16, ast 8, clmr 32)",
            kind="batch_sizes", metavar="N|MODEL=N,..."),
+    Option("model_copies", "load each model N times per machine, shared by all its worker "
+           "processes (Beam's RunInference model_copies; the Dataflow GPU config uses 1: one "
+           "copy on the GPU, every vCPU's SDK process feeding it); default: one copy per worker "
+           "process", kind="int", metavar="N"),
     Option("device", "where models run: auto (a GPU when one is visible), cpu or gpu "
            "(default: auto)", kind="choice", default="auto", choices=DEVICES),
     Option("backend", "VGGish/YAMNet implementation: tf (default) or torch", kind="choice",
@@ -173,6 +179,7 @@ class EmbedConfig:
   short_clips: str = "reference"
   resampler: str = "kaiser_best"
   batch_size: int | dict[str, int] | None = None
+  model_copies: int | None = None
   device: str = "auto"
   backend: str = "tf"
   allow_tf32: bool = False
@@ -454,6 +461,10 @@ def _validate(values: dict[str, Any], from_cli: set[str], beam_options: dict[str
                       f"{','.join(FORMATS)}, found {values.get('format')!r}")
   formats = tuple(f for f in FORMATS if f in formats)  # canonical order, no duplicates
   batch_size = shared["batch_size"]
+  model_copies = shared["model_copies"]
+  if model_copies is not None and not 1 <= model_copies <= MAX_MODEL_COPIES:
+    raise ConfigError(f"expected --model_copies between 1 and {MAX_MODEL_COPIES}, found "
+                      f"{model_copies}")
   if shared["skip_existing"] and shared["output_mode"] == "replace":
     raise ConfigError("expected --skip_existing with --output_mode append (or none): an "
                       "incremental run keeps earlier rows, --output_mode replace drops them")
@@ -482,7 +493,7 @@ def _validate(values: dict[str, Any], from_cli: set[str], beam_options: dict[str
       input=tuple(shared["input"]), output=output, model=models, format=formats,
       pooling=shared["pooling"], normalize=shared["normalize"],
       short_clips=shared["short_clips"], resampler=shared["resampler"], batch_size=batch_size,
-      device=shared["device"], backend=shared["backend"], allow_tf32=shared["allow_tf32"],
+      model_copies=model_copies, device=shared["device"], backend=shared["backend"], allow_tf32=shared["allow_tf32"],
       cache_dir=shared["cache_dir"], output_mode=shared["output_mode"],
       skip_existing=shared["skip_existing"],
       existing_outputs=tuple(shared["existing_outputs"]), verbose=shared["verbose"],

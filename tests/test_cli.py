@@ -27,6 +27,7 @@ def test_defaults_are_the_reference_settings():
   assert config.options["checkpoint"] is None and config.options["pca_params"] is None
   (bundle,) = config.bundles()
   assert config.batch_size is None and config.batch_size_of(bundle) == 64
+  assert config.model_copies is None  # each worker process loads its own models
   assert config.runner == DEFAULT_RUNNER == "FnApiRunner"
   assert config.output_mode is None and config.output_mode_effective == "replace"
 
@@ -48,6 +49,8 @@ def test_repeated_inputs_and_comma_separated_formats():
     (_BASE + ["--batch_size", "0"], "--batch_size"),
     (_BASE + ["--batch_size", "1000000000"], "--batch_size between 1 and 4096"),
     (_BASE + ["--batch_size", "x"], "--batch_size"),
+    (_BASE + ["--model_copies", "0"], "--model_copies between 1 and 64"),
+    (_BASE + ["--model_copies", "1.5"], "model_copies"),
     (_BASE + ["--hop_seconds", "nan"], "--hop_seconds"),
     (_BASE + ["--hop_seconds", "inf"], "--hop_seconds"),
     (_BASE + ["--hop_seconds", "1e-300"], "--hop_seconds"),

@@ -100,25 +100,52 @@ def _sdk_images(environment) -> set[str]:
   return {image.container_image for image in pool.sdk_harness_container_images}
 
 
-def _check_gpu_job(job, config: dict) -> None:
+def _model_handlers(proto_pipeline) -> list:
+  """The model handler of every RunInference in a job's pipeline (unpickled DoFns)."""
+  from apache_beam.internal import pickler
+  from apache_beam.ml.inference.base import _RunInferenceDoFn
+  from apache_beam.portability import common_urns
+  from apache_beam.portability.api import beam_runner_api_pb2
+
+  handlers = []
+  for transform in proto_pipeline.components.transforms.values():
+    if transform.spec.urn != common_urns.primitives.PAR_DO.urn:
+      continue
+    payload = beam_runner_api_pb2.ParDoPayload.FromString(transform.spec.payload)
+    fn = pickler.loads(payload.do_fn.payload)[0]
+    while not isinstance(fn, _RunInferenceDoFn) and hasattr(fn, "_fn"):
+      fn = fn._fn  # pylint: disable=protected-access  (RunInference's exception handling wraps it)
+    if isinstance(fn, _RunInferenceDoFn):
+      handlers.append(fn._model_handler)  # pylint: disable=protected-access
+  return handlers
+
+
+def _check_gpu_job(job, proto_pipeline, config: dict) -> None:
   """What a GPU job must have; raises AssertionError naming what is wrong."""
   environment = job.proto.environment
   (pool,) = environment.worker_pools
   assert _sdk_images(environment) == {config["sdk_container_image"]}, _sdk_images(environment)
   assert _T4_ACCELERATOR in _service_options(environment), _service_options(environment)
-  assert "no_use_multiple_sdk_containers" in environment.experiments, list(environment.experiments)
-  assert "use_multiple_sdk_containers" not in environment.experiments, list(environment.experiments)
+  # One model copy on the one GPU, fed by one SDK process per vCPU (Dataflow's default).
+  assert "no_use_multiple_sdk_containers" not in environment.experiments, list(
+      environment.experiments)
+  handlers = _model_handlers(proto_pipeline)
+  assert handlers, "expected a RunInference transform in the job"
+  for handler in handlers:
+    assert handler.share_model_across_processes() and handler.model_copies() == 1, (
+        "expected each model loaded once per VM, shared by its SDK processes")
   assert pool.machine_type.startswith(("n1-", "g2-")), pool.machine_type  # T4: n1, L4: g2
   assert "workflow.tar.gz" not in _staged_packages(environment)  # the code is in the image
   assert pool.disk_size_gb >= 30, pool.disk_size_gb  # room for the ~8 GB CUDA image
 
 
-def test_gpu_config_builds_job_with_worker_image_t4_and_one_sdk_process(weights_bucket, tmp_path):
+def test_gpu_config_builds_job_with_worker_image_t4_and_one_shared_model_copy(weights_bucket,
+                                                                             tmp_path):
   config = yaml.safe_load(_GPU_CONFIG.read_text())
 
-  job, _ = _build_job(_GPU_CONFIG, weights_bucket, tmp_path)
+  job, proto_pipeline = _build_job(_GPU_CONFIG, weights_bucket, tmp_path)
 
-  _check_gpu_job(job, config)
+  _check_gpu_job(job, proto_pipeline, config)
   (pool,) = job.proto.environment.worker_pools
   assert (pool.machine_type, pool.disk_size_gb) == (config["machine_type"], config["disk_size_gb"])
   assert pool.autoscaling_settings.max_num_workers == config["max_num_workers"]
@@ -130,20 +157,20 @@ def test_gpu_config_builds_job_with_worker_image_t4_and_one_sdk_process(weights_
     assert config[key].startswith("gs://"), (key, config[key])
 
 
-@pytest.mark.parametrize("mutation", ["drop_accelerator", "drop_single_sdk_process"])
+@pytest.mark.parametrize("mutation", ["drop_accelerator", "drop_model_copies"])
 def test_gpu_job_check_rejects_broken_gpu_config(weights_bucket, tmp_path, mutation):
   config = yaml.safe_load(_GPU_CONFIG.read_text())
   if mutation == "drop_accelerator":
     del config["dataflow_service_options"]
-  else:
-    config["experiments"] = [e for e in config["experiments"] if e != "no_use_multiple_sdk_containers"]
+  else:  # every SDK process of a VM would load its own copy onto the one GPU
+    del config["model_copies"]
   broken = tmp_path / "broken_gpu.yaml"
   broken.write_text(yaml.safe_dump(config))
 
-  job, _ = _build_job(broken, weights_bucket, tmp_path)
+  job, proto_pipeline = _build_job(broken, weights_bucket, tmp_path)
 
   with pytest.raises(AssertionError):
-    _check_gpu_job(job, config)
+    _check_gpu_job(job, proto_pipeline, config)
 
 
 def test_config_with_misspelt_option_fails_before_building_a_job(tmp_path):

@@ -345,13 +345,17 @@ def test_rerun_replaces_outputs_without_duplicates_and_leaves_foreign_files(reru
 # --- the multi-processing local runner ------------------------------------------------------
 
 
+@pytest.mark.parametrize("shape", [[], ["--model_copies", "1"]],
+                         ids=["model_per_worker", "one_model_shared_by_workers"])
 def test_multi_processing_runner_gives_the_same_rows(corpus, test_weights, outputs,
-                                                     tmp_path_factory):
+                                                     tmp_path_factory, shape):
+  # --model_copies 1: one worker process holds the model, the other calls it through
+  # Beam's MultiProcessShared (the Dataflow GPU config's shape).
   output = tmp_path_factory.mktemp("out_mp")
   names = ["tone_16k_mono.wav", "music_44k_stereo.flac", pf.CORRUPT_FILE]
   argv = ["--output", str(output), "--checkpoint", test_weights.checkpoint,
           "--pca_params", test_weights.pca_params, "--format", "parquet",
-          "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+          "--direct_running_mode=multi_processing", "--direct_num_workers=2", *shape]
   for name in names:
     argv += ["--input", _uri(corpus, name)]
   summary = embed.run(argv)

@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
       shutil.rmtree(output)
     result = measure(audio_path, output, checkpoint, pca, extra)
     expected_frames = 1 + (int(args.hours * 3600 * 16000) - 15600) // 15360
-    counts = result["counts"] or {}
+    counts = ((result["counts"] or {}).get("models") or {}).get("vggish") or {}  # run.json
     ok = (result["returncode"] == 0 and counts.get("files_embedded") == 1
           and counts.get("frames") == expected_frames and result["peak_rss_mb"] < args.limit_mb)
     summary = {k: v for k, v in result.items() if k not in ("stdout", "stderr_tail")}

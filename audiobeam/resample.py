@@ -17,14 +17,14 @@ resampy's default ``kaiser_best`` filter (a Kaiser-windowed sinc, 50 zero crossi
   the phase's nominal ``eta``, plus one ``delta`` column), then correct each sample by
   the difference between the ``eta`` resampy computes for it and the nominal one
   (float time drifts with ``t``; uncorrected, outputs 3 hours in would be off by
-  ~2e-8). The correction is that small, ~1e-10 of the sample a minute in and ~2e-8 at
-  3 hours, so its product is taken in float32: its own ~1e-7 relative error is then
-  below 1e-16 of the sample for an hour-long file (~1e-15 at 3 hours), while the
-  float32 product costs about a quarter of the float64 one. Samples whose float time
-  lands on a different table offset than their phase's are recomputed one by one with
-  their own taps. Result: equal to ``resampy.resample`` up to summation-order rounding
-  (~1e-15), including both edges (input outside the signal counts as zero) and the
-  output length ``int(n * sr_out / sr_in)``.
+  ~2e-8). The correction is that small, so its product is taken in float32, which costs
+  about half of the float64 one: measured against resampy, max |diff| 1.3e-15 on a
+  minute of music (the same with a float64 correction) and 2.2e-15 / 3.8e-15 one / three
+  hours into a signal (1.1e-15 / 1.2e-15 with float64). Samples whose float time lands on
+  a different table offset than their phase's are recomputed one by one with their own
+  taps. Result: equal to ``resampy.resample`` up to rounding (~1e-15), including both
+  edges (input outside the signal counts as zero) and the output length
+  ``int(n * sr_out / sr_in)``.
 
 ``"resampy"``
   Calls resampy itself (numba). Slow; the reference.

@@ -17,10 +17,11 @@
 # driver comes from the Dataflow host (dataflow_service_options
 # worker_accelerator=...;install-nvidia-driver) and is mounted at /usr/local/nvidia.
 # Memory growth is on so TensorFlow takes the GPU memory VGGish needs, not all of it.
-# One BLAS thread per process: the numpy front end (resampling, log-mel matmuls) runs on
-# many SDK threads already; OpenBLAS's own threads only contend with them (measured:
+# One BLAS thread per process: the numpy front end (resampling, log-mel matmuls) runs in
+# one SDK process per vCPU already; OpenBLAS's own threads only contend with them (measured:
 # 177 -> 369 audio-s of front end per CPU-second, bench/profile.py).
-# One model copy per GPU: see configs/dataflow_gpu.yaml (one SDK process per VM).
+# One model copy per GPU: see configs/dataflow_gpu.yaml (model_copies: 1, shared by the
+# VM's SDK processes).
 FROM apache/beam_python3.11_sdk:2.77.0
 
 ENV PIP_NO_CACHE_DIR=1 \

@@ -147,7 +147,8 @@ def profile_streamed(path: str, params=None, resampler: str = "kaiser_best",
       blocks = stream.blocks
       stream.blocks = lambda *a, **k: _timed_generator(clock, "decode", blocks(*a, **k))
     patch_stream = iter_patches(stream, params, resampler,
-                                block_seconds=block_seconds or BLOCK_SECONDS)
+                                block_seconds=BLOCK_SECONDS if block_seconds is None
+                                else block_seconds)
     for block in patch_stream:
       patches += block.patches.shape[0]
     audio_seconds = patch_stream.stats.duration_seconds
